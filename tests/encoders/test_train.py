@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from sparse_engine.encoders import create_dense_encoder
+from sparse_engine.encoders.captions_io import flatten
+from sparse_engine.encoders.spine import SpineConfig
+from sparse_engine.encoders.train import (TrainOptions, fit_spine, info_nce, load_training_captions,
+                                          positive_partners, sr_sparsity, train_sr)
+from sparse_engine.errors import SparseEngineError
+
+
+def test_positive_partners_pair_different_captions_of_one_image():
+    owner = np.array([0, 0, 0, 1, 2, 2, 3, 3, 3, 3])
+    anchors, partners = positive_partners(owner, np.random.default_rng(0))
+    assert sorted(anchors.tolist()) == [0, 1, 2, 4, 5, 6, 7, 8, 9]  # image 1 has one caption: left out
+    assert np.all(anchors != partners)
+    assert np.all(owner[anchors] == owner[partners])
+
+
+def test_info_nce_prefers_matching_rows():
+    import torch
+
+    a = torch.eye(4)
+    assert float(info_nce(a, a, 0.1)) < float(info_nce(a, a.roll(1, dims=0), 0.1))
+
+
+def test_options_and_captions_are_checked(tmp_path):
+    with pytest.raises(SparseEngineError, match="--top-k must be positive"):
+        TrainOptions(captions="x", out="y", top_k=0).check()
+    with pytest.raises(SparseEngineError, match="--tau must be positive"):
+        TrainOptions(captions="x", out="y", tau=0).check()
+    single = tmp_path / "one.csv"
+    single.write_text("image,caption\na.jpg,a dog\nb.jpg,a cat\n")
+    with pytest.raises(SparseEngineError, match="no image with two captions"):
+        load_training_captions(single)
+
+
+@pytest.mark.slow
+def test_sr_training_reduces_loss_and_is_sparse(shared_data):
+    captions = load_training_captions(shared_data / "flickr8k" / "captions.csv", max_images=300)
+    texts, owner = flatten(captions)
+    opts = TrainOptions(captions="", out="", dims=64, top_k=8, epochs=3, device="cpu",
+                        spine=SpineConfig(epochs=15, max_dims_per_word=6)).check()
+    table, labels, report = fit_spine(texts, opts, "cpu")
+    assert table.dim == 64 and len(labels) == 64
+    assert report["last_loss"]["loss"] < report["first_loss"]["loss"]
+    assert report["sparsity"]["active_dims_per_word"] <= 6
+    x = create_dense_encoder("minilm", device="cpu").embed_text(texts)
+    net, history, seconds = train_sr(x, np.asarray(owner), table, texts, opts, "cpu")
+    assert len(history) == 3 and len(seconds) == 3
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["contrast"] < history[0]["contrast"]
+    stats = sr_sparsity(net, x, table, texts, opts, "cpu")
+    assert 0 < stats["sr_nnz_mean"] <= opts.top_k + stats["caption_mask_dims_mean"] + 1e-6

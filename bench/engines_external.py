@@ -334,7 +334,8 @@ class LuceneEngine:
         path, fragment, impacts, self.scale = _LUCENE_BUILDS[key]
         self.build_seconds = float(fragment["build_seconds"])
         self.index_bytes = int(fragment["bytes"])
-        self.searcher = LuceneImpactSearcher(path, forward=impacts)
+        # Vetoes are checked on the exact weights (in impact units), as the product's backend does.
+        self.searcher = LuceneImpactSearcher(path, forward=csr / np.float32(self.scale))
         self.filter = DocFilter(csr)
         self.n_docs = csr.shape[0]
 
@@ -348,7 +349,12 @@ class LuceneEngine:
     def _veto(self, spec: QuerySpec) -> tuple[np.ndarray, int]:
         if not (spec.veto_dims.size and np.isfinite(spec.veto_threshold)):
             return _empty(), 0
-        return spec.veto_dims, int(max(0.0, np.floor(spec.veto_threshold / self.scale)))
+        limit = max(0.0, spec.veto_threshold / self.scale)
+        if self.exclusion == "mustnot":
+            # MUST_NOT tests Lucene's rounded integer impacts: drop only the documents surely over
+            # the threshold there; the exact check (over-fetch and filter) settles the rest.
+            limit = float(np.floor(limit + 0.5))
+        return spec.veto_dims, limit
 
     def _rows(self, ids: list[str]) -> np.ndarray:
         return np.array([int(i) for i in ids], dtype=np.int64)
@@ -361,15 +367,16 @@ class LuceneEngine:
             ids, _ = self.searcher.search(dims, w, n, veto, self.exclusion, veto_impact)
             return self._rows(ids)
 
-        if spec.must_dims.size:  # the Lucene backend has no "+term": over-fetch and filter
+        if spec.must_dims.size or (veto.size and self.exclusion == "mustnot"):
+            # no "+term" in the Lucene backend, and a rounded MUST_NOT veto: over-fetch and filter
             return overfetch_filter(fetch, spec, k, self.filter, self.n_docs)
         return fetch(k)
 
     def batch_search(self, specs: list[QuerySpec], k: int, threads: int = 2) -> list[np.ndarray]:
         queries, vetoes, batched = [], set(), []
         for i, spec in enumerate(specs):
-            if spec.must_dims.size:
-                continue
+            if spec.must_dims.size or (self.exclusion == "mustnot" and DocFilter.active(spec)):
+                continue  # searched one at a time (over-fetch and filter)
             dims, w = self._query(spec)
             veto, veto_impact = self._veto(spec)
             queries.append((dims, w, veto))

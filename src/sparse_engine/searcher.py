@@ -147,16 +147,22 @@ class Searcher:
         if spec.must_dims.size:
             raise SparseEngineError("+term (must) queries need the numba backend")
         if self._lucene is None:
+            import scipy.sparse as sp
+
             from .lucene_backend import LuceneImpactSearcher
 
-            self._lucene = LuceneImpactSearcher(self.index_dir / "lucene")
+            # The store's exact weights / scale: vetoes and subtractions are checked exactly.
+            s = self.store
+            forward = sp.csr_matrix((np.asarray(s.fwd_w), np.asarray(s.fwd_dims), np.asarray(s.fwd_ptr)),
+                                    shape=(s.n_docs, s.dim))  # fmt: skip
+            self._lucene = LuceneImpactSearcher(self.index_dir / "lucene", forward=forward)
         if not np.any(spec.weights > 0):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         # Lucene scores integers: query weights quantised to ±1..255 relative to the largest.
         qscale = float(np.abs(spec.weights).max()) / 255.0
         int_w = np.sign(spec.weights) * np.clip(np.rint(np.abs(spec.weights) / qscale), 1, 255)
         thr = spec.veto_threshold
-        veto_impact = 255 if math.isinf(thr) else int(min(255, math.floor(thr / self.store.scale)))
+        veto_impact = 255 if math.isinf(thr) else min(255.0, thr / self.store.scale)
         ids, scores = self._lucene.search(spec.dims, int_w, k=k, exclude_dims=spec.veto_dims, veto_impact=veto_impact)
         docs = np.array([self.docs.index_of(i) for i in ids], dtype=np.int64)
         return docs, np.asarray(scores, dtype=np.float64) * qscale * self.store.scale

@@ -1,9 +1,11 @@
 """PostingStore: per-dim posting lists with uint8 impacts, plus the forward doc->dims rows.
 
-impact = round(weight / scale) clipped to 1..255. Posting lists are impact-descending within a
-dim (ties by doc ascending): the early-termination traversal reads the best postings first, and
-the documents above a veto threshold are a prefix of a list. The forward CSR (dims ascending per
-doc) scores a candidate exactly, checks vetoes, and feeds explanations and the Lucene writer.
+impact = ceil(weight / scale) in 1..255, with scale = (largest weight) / 255: an impact is an
+*upper bound* of its weight, so the traversal can prune on impacts and stay exact. Posting lists
+are impact-descending within a dim (ties by doc ascending): the early-termination traversal reads
+the best postings first. The forward CSR (dims ascending per doc) keeps the exact weights (as
+float32 ``weight / scale``): it scores candidates, checks vetoes, and feeds explanations and the
+Lucene writer (which takes ``round(weight / scale)``, Lucene's integer impacts).
 """
 from __future__ import annotations
 
@@ -17,32 +19,25 @@ import scipy.sparse as sp
 from . import kernels
 from .errors import SparseEngineError
 
-FORMAT = "posting-store/1"
+FORMAT = "posting-store/2"
 ARRAYS = {  # name -> dtype
     "post_ptr": np.int64, "post_docs": np.int32, "post_imps": np.uint8, "max_imp": np.uint8,
-    "fwd_ptr": np.int64, "fwd_dims": np.int32, "fwd_imps": np.uint8,
+    "fwd_ptr": np.int64, "fwd_dims": np.int32, "fwd_w": np.float32,
 }  # fmt: skip
 FULL_HASH_BYTES = 16 << 20  # arrays up to this size are hashed whole; bigger ones sampled
 SAMPLE_BYTES = 1 << 20  # head, middle and tail samples of a big array
-OUTLIER_QUANTILE = 0.9999  # weights this far up set the scale ...
-OUTLIER_FACTOR = 16.0  # ... when the largest weight is more than this many times above them
+HEADROOM = 1.0 + 1e-6  # the largest weight / scale stays just under 255 despite float rounding
 
 
 def choose_scale(data: np.ndarray) -> float:
-    """Scale from the data: the largest weight maps to 255.
+    """Scale from the data: the largest weight maps to impact 255.
 
-    Top-k search lives on the largest weights, so they must not be clipped (a scale at the 99.9th
-    percentile, clipping the top by up to 4x, cut recall@10 to 0.62 on the speed benchmark's
-    1,000-dim Zipf data; max/255 gives 0.98). Only a lone extreme outlier (over 16x the 99.99th
-    percentile) is clipped, so that it does not round every other weight to impact 1.
+    Impacts only bound scores (the exact weights score), so an outlier costs pruning, not
+    correctness. (A scale at the 99.9th percentile, clipping the top weights, cut recall@10 to
+    0.62 on the speed benchmark's Zipf data when impacts scored.)
     """
-    if data.size == 0:
-        return 1.0
-    top = float(data.max())
-    sample = data[:: max(1, data.size // 4_000_000)]  # deterministic, bounded cost
-    high = float(np.quantile(sample, OUTLIER_QUANTILE))
-    scale = min(top, OUTLIER_FACTOR * high) / 255.0
-    return scale if scale > 0 else 1.0
+    top = float(data.max()) if data.size else 0.0
+    return top / 255.0 * HEADROOM if top > 0 else 1.0
 
 
 def _checked_csr(vectors) -> sp.csr_matrix:
@@ -88,7 +83,12 @@ class PostingStore:
             scale = choose_scale(csr.data)
         elif not (np.isfinite(scale) and scale > 0):
             raise SparseEngineError(f"scale must be a positive number, got {scale}")
-        imps = np.clip(np.rint(csr.data / np.float32(scale)), 1, 255).astype(np.uint8)
+        scaled = (csr.data / np.float64(scale)).astype(np.float32)
+        if scaled.size and float(scaled.max()) > 255.0 * HEADROOM:
+            raise SparseEngineError(
+                f"scale {scale} is too small: the largest weight would be impact {float(scaled.max()):.0f} > 255"
+            )
+        imps = np.clip(np.ceil(scaled), 1, 255).astype(np.uint8)
         fwd_ptr = csr.indptr.astype(np.int64)
         fwd_dims = csr.indices.astype(np.int32)
         post_ptr = np.zeros(dim + 1, np.int64)
@@ -99,25 +99,23 @@ class PostingStore:
         max_imp = np.zeros(dim, np.uint8)
         max_imp[lengths > 0] = post_imps[post_ptr[:-1][lengths > 0]]  # first = largest
         arrays = dict(post_ptr=post_ptr, post_docs=post_docs, post_imps=post_imps, max_imp=max_imp,
-                      fwd_ptr=fwd_ptr, fwd_dims=fwd_dims, fwd_imps=imps)  # fmt: skip
+                      fwd_ptr=fwd_ptr, fwd_dims=fwd_dims, fwd_w=scaled)  # fmt: skip
         return cls(arrays, dim, n_docs, float(scale))
 
     # -- access --------------------------------------------------------------------------------
 
     def doc_vector(self, doc: int) -> tuple[np.ndarray, np.ndarray]:
-        """(dims int32, dequantised float32 weights) of one document."""
+        """(dims int32, float32 weights) of one document."""
         if not 0 <= int(doc) < self.n_docs:
             raise SparseEngineError(f"document index {doc} is out of range (the store has {self.n_docs})")
         lo, hi = int(self.fwd_ptr[doc]), int(self.fwd_ptr[doc + 1])
         dims = np.array(self.fwd_dims[lo:hi], dtype=np.int32)
-        return dims, (self.fwd_imps[lo:hi].astype(np.float32) * np.float32(self.scale))
+        return dims, (np.asarray(self.fwd_w[lo:hi], dtype=np.float32) * np.float32(self.scale))
 
     def quantised_csr(self, dtype=np.float32) -> sp.csr_matrix:
-        """The documents' integer impacts (1..255) as a (n_docs x dim) CSR."""
-        return sp.csr_matrix(
-            (np.asarray(self.fwd_imps, dtype=dtype), np.asarray(self.fwd_dims), np.asarray(self.fwd_ptr)),
-            shape=(self.n_docs, self.dim),
-        )
+        """The documents' weights as the nearest integer impacts 1..255 (Lucene's), (n_docs x dim) CSR."""
+        imps = np.clip(np.rint(np.asarray(self.fwd_w)), 1, 255).astype(dtype)
+        return sp.csr_matrix((imps, np.asarray(self.fwd_dims), np.asarray(self.fwd_ptr)), shape=(self.n_docs, self.dim))
 
     def warm(self) -> None:
         """Read every array once so a memory-mapped store's pages are resident (page cache and
@@ -140,7 +138,7 @@ class PostingStore:
             entries[name] = {"file": f"{name}.npy", "dtype": arr.dtype.str, "shape": list(arr.shape),
                              **_checksum(arr)}  # fmt: skip
         return {"format": FORMAT, "dim": self.dim, "n_docs": self.n_docs, "nnz": self.nnz,
-                "scale": self.scale, "impact_order": "descending", "arrays": entries}  # fmt: skip
+                "scale": self.scale, "impacts": "ceil(weight / scale), descending per dim", "arrays": entries}  # fmt: skip
 
     @classmethod
     def load(cls, directory, fragment: dict) -> "PostingStore":
@@ -153,7 +151,7 @@ class PostingStore:
             scale, entries = float(fragment["scale"]), fragment["arrays"]
             expected = {"post_ptr": (dim + 1,), "post_docs": (nnz,), "post_imps": (nnz,),
                         "max_imp": (dim,), "fwd_ptr": (n_docs + 1,), "fwd_dims": (nnz,),
-                        "fwd_imps": (nnz,)}  # fmt: skip
+                        "fwd_w": (nnz,)}  # fmt: skip
             arrays = {name: _load_array(directory, entries[name], name, ARRAYS[name], expected[name])
                       for name in ARRAYS}  # fmt: skip
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

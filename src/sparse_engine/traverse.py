@@ -44,11 +44,11 @@ class _Workspace(threading.local):
         if exhaustive not in self.buffers:
             n, buf = store.n_docs, {}
             if exhaustive:
-                buf["acc"], buf["mark"] = np.zeros(n, np.float64), np.zeros(n, np.uint8)
+                buf["acc"] = np.zeros(n, np.float64)
             else:
                 buf["part"], buf["seen_by"] = kernels.partial_workspace(n)
-                buf["seen"] = np.zeros(n + 1, np.int32)  # + 1: see kernels.saat_topk
-                buf["qvec"], buf["dflag"] = np.zeros(store.dim, np.float64), np.zeros(store.dim, np.uint8)
+            buf["seen"] = np.zeros(n + 1, np.int32)  # + 1: see kernels.saat_topk
+            buf["qvec"], buf["dflag"] = np.zeros(store.dim, np.float64), np.zeros(store.dim, np.uint8)
             self.buffers[exhaustive] = buf
         return self.buffers[exhaustive]
 
@@ -131,11 +131,12 @@ def search(store: PostingStore, q_dims, q_weights=None, k: int = 10, veto_dims=(
     s = store
     ws = _WS.get(store, mode == "exhaustive")
     if mode == "exhaustive":
-        n = kernels.jit.exhaustive_topk(s.post_ptr, s.post_docs, s.post_imps, s.scale, dims, weights,
-                                        veto, thr, must, ws["acc"], ws["mark"], out_docs, out_scores)  # fmt: skip
+        n = kernels.jit.exhaustive_topk(s.post_ptr, s.post_docs, s.post_imps, s.fwd_ptr, s.fwd_dims, s.fwd_w,
+                                        s.scale, dims, weights, veto, thr, must, ws["qvec"], ws["dflag"],
+                                        ws["acc"], ws["seen"], out_docs, out_scores)  # fmt: skip
     else:
         n = kernels.jit.saat_topk(s.post_ptr, s.post_docs, s.post_imps, s.fwd_ptr, s.fwd_dims,
-                                  s.fwd_imps, s.scale, dims, weights, veto, thr, must, _FACTORS[mode],
+                                  s.fwd_w, s.scale, dims, weights, veto, thr, must, _FACTORS[mode],
                                   ws["qvec"], ws["dflag"], ws["part"], ws["seen_by"], ws["seen"], out_docs,
                                   out_scores, STATS)  # fmt: skip
     return out_docs[:n], out_scores[:n]
@@ -179,7 +180,7 @@ def batch_search(store: PostingStore, specs: list[QuerySpec], k: int = 10, threa
             chunks = min(nq, threads * 4)
             stats = np.zeros((chunks, 4), np.int64)  # a few chunks per thread balance uneven queries
             kernels.jit.batch_topk(s.post_ptr, s.post_docs, s.post_imps, s.fwd_ptr, s.fwd_dims,
-                                   s.fwd_imps, s.scale, q_ptr, q_dims, q_w, v_ptr, v_dims, v_thr,
+                                   s.fwd_w, s.scale, q_ptr, q_dims, q_w, v_ptr, v_dims, v_thr,
                                    m_ptr, m_dims, _FACTORS[mode], mode == "exhaustive", chunks,
                                    out_docs, out_scores, out_n, stats)  # fmt: skip
             STATS[:] += stats.sum(axis=0)

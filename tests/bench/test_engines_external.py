@@ -6,15 +6,25 @@ import pytest
 import scipy.sparse as sp
 
 from bench.engines_external import DocFilter, LuceneEngine, SeismicEngine, TorchSparseEngine
-from bench.speed_report import exact, load_runs, markdown, plot, synthetic
+from bench.speed import ScipyEngine
+from bench.speed_report import load_runs, markdown, plot
+from bench.synthetic import synthetic
 from sparse_engine.query_spec import QuerySpec
 
 K = 10
 
 
+def exact(docs, specs, k):
+    """Exact top-k with the specs' veto/must filters (scipy brute force): the recall reference."""
+    engine = ScipyEngine()
+    engine.build(docs)
+    return [engine.search(s, k) for s in specs]
+
+
 @pytest.fixture(scope="module")
 def collection():
-    docs, plain, excl = synthetic(4000, 300, 20, 30, seed=3)
+    coll = synthetic(4000, 300, 20, 30, seed=3)
+    docs, plain, excl = coll.docs, coll.plain, coll.excl
     rng = np.random.default_rng(1)
     must = [QuerySpec(s.dims, s.weights, must_dims=rng.choice(300, 2)) for s in plain[:10]]
     return docs, plain, excl, must

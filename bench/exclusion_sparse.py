@@ -1,11 +1,13 @@
 """Sparse methods of the exclusion benchmark (SR, SpLiCE, VDR-style), batched over all queries.
 
-Two routes over the same quantised documents:
+Documents are stored as the engine stores them (``sparse-engine index``: captions encoded, pooled,
+L2-normalised) and term vectors are L2-normalised as the planner does. Two routes:
+
 - ``via_planner``: the engine's own path (planner.plan_query -> traverse.batch_search over a
   PostingStore), the numbers the engine ships;
-- matrix forms of the strategies (scores = queries @ dequantised docs.T, numpy), used for the
-  K/t/threshold grids and for the variants the planner does not have yet. Tests check that both
-  routes give the same top 10 on the strategies they share.
+- matrix forms of the strategies the planner shares (scores = queries @ docs.T, numpy), for the
+  alpha / threshold / coverage grids. The veto dims come from the planner's own function, and
+  tests check that both routes give the same top 10.
 """
 from __future__ import annotations
 
@@ -16,25 +18,26 @@ import scipy.sparse as sp
 
 from bench.exclusion_data import CocoCollection, ExclusionQuery
 from bench.exclusion_methods import topk_rows
+from sparse_engine.encoders.base import unit_rows
 
 
-def quantise_like_store(docs: sp.csr_matrix) -> tuple[sp.csr_matrix, float]:
-    """The PostingStore's quantisation: impact = round(w / scale) clipped to 1..255; dequantised back.
+class TermRows:
+    """An encoder whose ``encode_text`` reads precomputed rows: planning 3,215 queries then
+    costs no model call (the planner only encodes the queries' terms)."""
 
-    Uses the real PostingStore when it exists, so the matrix route scores exactly what the store does.
-    """
-    try:
-        from sparse_engine.store import PostingStore
-    except ImportError:
-        PostingStore = None
-    if PostingStore is not None:
-        store = PostingStore.build(docs)
-        scale = float(store.scale)
-    else:
-        scale = float(docs.data.max() / 255.0) if docs.nnz else 1.0
-    q = docs.copy().astype(np.float32)
-    q.data = np.clip(np.round(q.data / scale), 1, 255).astype(np.float32) * scale
-    return q.tocsr(), scale
+    def __init__(self, encoder, terms: list[str], rows: sp.csr_matrix):
+        self.name, self.dim, self._encoder = encoder.name, encoder.dim, encoder
+        self._row = {t: i for i, t in enumerate(terms)}
+        self._rows = rows
+
+    def encode_text(self, texts):
+        missing = [t for t in texts if t not in self._row]
+        if missing:
+            return self._encoder.encode_text(list(texts))
+        return self._rows[[self._row[t] for t in texts]]
+
+    def dim_labels(self):
+        return self._encoder.dim_labels()
 
 
 class SparseBench:
@@ -44,15 +47,17 @@ class SparseBench:
                  docs: sp.csr_matrix | None = None):
         self.encoder, self.coll, self.queries, self.pooling = encoder, coll, list(queries), pooling
         raw = docs if docs is not None else encoder.encode_caption_sets(coll.captions, pooling=pooling)
-        self.raw_docs = sp.csr_matrix(raw, dtype=np.float32)
-        self.docs, self.scale = quantise_like_store(self.raw_docs)
+        self.docs = unit_rows(raw)
         self._docs_t = self.docs.T.tocsr()
         terms = sorted({t for q in self.queries for t in q.include + q.exclude})
         self._term = {t: i for i, t in enumerate(terms)}
-        self.term_vecs = sp.csr_matrix(encoder.encode_text(terms), dtype=np.float32)
+        raw_terms = sp.csr_matrix(encoder.encode_text(terms), dtype=np.float32)
+        self.terms = TermRows(encoder, terms, raw_terms)
+        self.term_vecs = unit_rows(raw_terms)
         self._inc = self._sum_terms([q.include for q in self.queries])
         self._exc = self._sum_terms([q.exclude for q in self.queries])
-        self._sa = None
+        self._sa = self._sb = None
+        self._store = None
 
     def _sum_terms(self, lists: list[list[str]]) -> sp.csr_matrix:
         rows, cols = [], []
@@ -64,10 +69,8 @@ class SparseBench:
         return (pick @ self.term_vecs).tocsr()
 
     def stats(self) -> dict:
-        nnz = np.diff(self.docs.indptr)
-        qnnz = np.diff(self._inc.indptr)
-        return {"dim": int(self.docs.shape[1]), "doc_nnz_mean": float(nnz.mean()),
-                "query_nnz_mean": float(qnnz.mean()), "scale": self.scale, "pooling": self.pooling}
+        return {"dim": int(self.docs.shape[1]), "doc_nnz_mean": float(np.diff(self.docs.indptr).mean()),
+                "query_nnz_mean": float(np.diff(self._inc.indptr).mean()), "pooling": self.pooling}
 
     # -- scores -----------------------------------------------------------------------------
     def include_scores(self) -> np.ndarray:
@@ -76,60 +79,41 @@ class SparseBench:
         return self._sa
 
     def exclude_scores(self) -> np.ndarray:
-        return np.asarray((self._exc @ self._docs_t).todense(), dtype=np.float32)
+        if self._sb is None:
+            self._sb = np.asarray((self._exc @ self._docs_t).todense(), dtype=np.float32)
+        return self._sb
 
-    def veto_mask(self, threshold: float, dim_share: float = 0.0) -> np.ndarray:
-        """Documents to drop: weight > threshold on a veto dim of the excluded terms.
+    def veto_mask(self, threshold: float, coverage: float) -> np.ndarray:
+        """(n_queries, n_docs) bool: a document over ``threshold`` on one of the planner's veto
+        dims for the query (B's main dims less A's, see planner.veto_dims_for)."""
+        from sparse_engine.planner import PlanOptions, veto_dims_for
 
-        A veto dim is a dim of e(B) whose weight is at least ``dim_share`` of e(B)'s largest
-        weight (0 = every dim of e(B)). Returns a dense bool (n_queries, n_docs) array.
-        """
-        exc = self._exc.copy()
-        if dim_share > 0:
-            row_max = np.maximum.reduceat(exc.data, exc.indptr[:-1]) if exc.nnz else np.zeros(0)
-            owner = np.repeat(np.arange(exc.shape[0]), np.diff(exc.indptr))
-            has = np.diff(exc.indptr) > 0
-            full_max = np.zeros(exc.shape[0], np.float32)
-            full_max[has] = row_max[has]
-            exc.data = np.where(exc.data >= dim_share * full_max[owner], 1.0, 0.0).astype(np.float32)
-        else:
-            exc.data = np.ones_like(exc.data)
-        exc.eliminate_zeros()
+        options = PlanOptions(veto_coverage=coverage)
+        inc, exc = self._inc.toarray(), self.term_vecs.toarray()
+        rows, cols = [], []
+        for i, q in enumerate(self.queries):
+            negs = [exc[self._term[t]] for t in q.exclude]
+            dims = veto_dims_for(inc[i], negs, options) if negs else np.zeros(0, np.int32)
+            rows += [i] * len(dims)
+            cols += dims.tolist()
+        pick = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(self.queries), self.docs.shape[1]))
         over = self._docs_t.copy()
         over.data = (over.data > threshold).astype(np.float32)
         over.eliminate_zeros()
-        return np.asarray((exc @ over).todense()) > 0
+        return np.asarray((pick @ over).todense()) > 0
 
     # -- strategies (matrix form) -----------------------------------------------------------
     def a_only(self, k: int = 10) -> np.ndarray:
         return topk_rows(self._only_positive(self.include_scores()), k)
 
-    def subtract(self, k: int = 10, weight: float = 1.0) -> np.ndarray:
-        """Dimension subtraction: score with e(A) - w·e(B)."""
-        s = self.include_scores() - weight * self.exclude_scores()
-        return topk_rows(np.where(self.include_scores() > 0, s, -np.inf), k)
+    def subtract(self, k: int = 10, alpha: float = 1.0) -> np.ndarray:
+        """Dimension subtraction: score with e(A) - alpha·e(B) (only documents scoring > 0)."""
+        return topk_rows(self._only_positive(self.include_scores() - alpha * self.exclude_scores()), k)
 
-    def veto(self, k: int = 10, threshold: float = 0.0, dim_share: float = 0.0,
-             subtract: float = 0.0) -> np.ndarray:
-        """Document veto on the excluded terms' dims (optionally plus subtraction)."""
-        s = self.include_scores()
-        if subtract:
-            s = s - subtract * self.exclude_scores()
-        s = np.where(self.veto_mask(threshold, dim_share), -np.inf, s)
-        return topk_rows(np.where(self.include_scores() > 0, s, -np.inf), k)
-
-    def d1_minus_d2(self, k: int = 10, top_k_docs: int = 100, coverage: float = 0.5) -> np.ndarray:
-        """Set difference: A's ranking minus D2, B's top ``top_k_docs`` documents scoring at least
-        ``coverage`` of B's best score."""
-        sb = self.exclude_scores()
-        best = sb.max(axis=1, keepdims=True)
-        top_b = topk_rows(sb, top_k_docs)
-        d2 = np.zeros_like(sb, dtype=bool)
-        rows = np.repeat(np.arange(len(sb)), top_b.shape[1])
-        d2[rows, top_b.ravel()] = True
-        d2 &= (sb >= coverage * best) & (best > 0)
-        s = np.where(d2, -np.inf, self._only_positive(self.include_scores()))
-        return topk_rows(s, k)
+    def veto(self, k: int = 10, threshold: float = 0.2, coverage: float = 0.5, alpha: float = 0.0) -> np.ndarray:
+        """Document veto on the planner's veto dims, ranked by e(A) - alpha·e(B)."""
+        s = self.include_scores() - alpha * self.exclude_scores() if alpha else self.include_scores()
+        return topk_rows(np.where(self.veto_mask(threshold, coverage), -np.inf, self._only_positive(s)), k)
 
     @staticmethod
     def _only_positive(s: np.ndarray) -> np.ndarray:
@@ -139,26 +123,23 @@ class SparseBench:
     def build_store(self):
         from sparse_engine.store import PostingStore
 
-        if getattr(self, "_store", None) is None:
-            self._store = PostingStore.build(self.raw_docs)
+        if self._store is None:
+            self._store = PostingStore.build(self.docs)
         return self._store
 
     def plan_specs(self, **options) -> list:
         from sparse_engine.planner import PlanOptions, plan_query
         from sparse_engine.query_parser import ParsedQuery
 
-        store = self.build_store()
-        opts = PlanOptions(**options)
-        return [plan_query(ParsedQuery(include=list(q.include), exclude=list(q.exclude), must=[]),
-                           self.encoder, store, opts) for q in self.queries]
+        store, opts, cache = self.build_store(), PlanOptions(**options), {}
+        return [plan_query(ParsedQuery(include=list(q.include), exclude=list(q.exclude)), self.terms, store,
+                           opts, cache) for q in self.queries]  # fmt: skip
 
     def via_planner(self, k: int = 10, threads: int = 2, **options) -> np.ndarray:
         from sparse_engine.traverse import batch_search
 
-        store = self.build_store()
-        results = batch_search(store, self.plan_specs(**options), k, threads)
+        results = batch_search(self.build_store(), self.plan_specs(**options), k, threads)
         out = np.full((len(self.queries), k), -1, dtype=np.int64)
-        for i, res in enumerate(results):
-            idx = np.asarray(res[0] if isinstance(res, tuple) else res, dtype=np.int64)[:k]
-            out[i, :len(idx)] = idx
+        for i, (docs, _) in enumerate(results):
+            out[i, : len(docs[:k])] = docs[:k]
         return out

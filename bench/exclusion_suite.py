@@ -11,9 +11,11 @@ from bench import exclusion_data as data
 from bench import exclusion_report as report
 from sparse_engine.errors import SparseEngineError
 
-# Defaults this benchmark supports (see the K/t/threshold grids in the results).
-PAPER_K, PAPER_T = 100, 0.5
-VETO_THRESHOLD, VETO_DIM_SHARE = 0.0, 0.0
+# The grids the planner's defaults are chosen from (sparse_engine.planner.PlanOptions).
+PAPER_GRID = {"top_k_docs": (10, 20, 50, 100), "coverage": (0.3, 0.5, 0.8)}
+ALPHAS = (0.25, 0.5, 0.75, 1.0)
+VETO_THRESHOLDS = (0.1, 0.15, 0.2, 0.3)
+VETO_COVERAGES = (0.3, 0.5, 0.8)
 
 
 def _have(module: str) -> bool:
@@ -34,60 +36,61 @@ def load_sparse(name: str):
 
 
 def run_sparse_methods(bench, enc, label: str, pooling: str, main: bool, notes: list[str]):
-    """One encoder's exclusion methods. ``main``: our SR (all strategies + best combination)."""
+    """One encoder's exclusion methods, all through the engine's planner and store.
+
+    ``main`` (our SR): every strategy, at the planner's defaults. Baselines (SpLiCE, VDR-style)
+    get the seed paper's multi-step method, as the paper runs them.
+    """
     from bench.exclusion_sparse import SparseBench
+    from sparse_engine.planner import PlanOptions
 
     t0 = time.perf_counter()
     sb = SparseBench(enc, bench.coll, bench.queries, pooling=pooling)
     notes.append(f"{label}: documents encoded in {time.perf_counter() - t0:.0f}s; {sb.stats()}")
-    planner = _have("sparse_engine.planner") and _have("sparse_engine.traverse")
-    if planner:
-        paper = bench.add(f"{label} paper D1\\D2 (planner, K={PAPER_K}, t={PAPER_T})",
-                          lambda: sb.via_planner(strategy="paper", top_k_docs=PAPER_K, coverage=PAPER_T))
-    else:
-        paper = bench.add(f"{label} D1\\D2 (K={PAPER_K}, t={PAPER_T})",
-                          lambda: sb.d1_minus_d2(top_k_docs=PAPER_K, coverage=PAPER_T),
-                          note="matrix form: planner.py not available when run")
+    d = PlanOptions()
+    paper = {"strategy": "paper", "top_k_docs": d.top_k_docs, "coverage": d.coverage}
+    rows = {"paper": bench.add(f"{label} paper D1\\D2 (K={d.top_k_docs}, t={d.coverage})", lambda: sb.via_planner(**paper))}
     if not main:
-        return sb, {"paper": paper}
-    rows = {"paper": paper}
+        return sb, rows
+    rows["paper_published"] = bench.add(
+        f"{label} paper D1\\D2 as published (no A-dims kept, A's weights)",
+        lambda: sb.via_planner(**paper, keep_query_dims=False, paper_weights="query"))
     rows["a_only"] = bench.add(f"{label} A-only", sb.a_only)
-    rows["subtract"] = bench.add(f"{label} subtract e(A)-e(B)", sb.subtract)
-    if planner:
-        rows["veto"] = bench.add(f"{label} document veto (planner)",
-                                 lambda: sb.via_planner(strategy="veto", veto_threshold=VETO_THRESHOLD))
-        rows["paper+veto"] = bench.add(f"{label} paper+veto (planner)",
-                                       lambda: sb.via_planner(strategy="paper+veto", top_k_docs=PAPER_K,
-                                                              coverage=PAPER_T, veto_threshold=VETO_THRESHOLD))
-    rows["veto_m"] = bench.add(f"{label} document veto (> {VETO_THRESHOLD} on any dim of e(B))",
-                               lambda: sb.veto(threshold=VETO_THRESHOLD, dim_share=VETO_DIM_SHARE))
-    rows["veto+subtract"] = bench.add(f"{label} veto + subtract (best combination)",
-                                      lambda: sb.veto(threshold=VETO_THRESHOLD, dim_share=VETO_DIM_SHARE,
-                                                      subtract=1.0))
+    rows["subtract"] = bench.add(f"{label} subtract e(A) - {d.alpha}·e(B)", lambda: sb.via_planner(strategy="subtract"))
+    rows["veto"] = bench.add(f"{label} document veto (> {d.veto_threshold} on B's dims)", lambda: sb.via_planner(strategy="veto"))
+    rows["paper+veto"] = bench.add(f"{label} paper + veto", lambda: sb.via_planner(**paper, strategy="paper+veto"))
+    rows["veto+subtract"] = bench.add(f"{label} veto + subtract (default)", lambda: sb.via_planner(strategy="veto+subtract"))
     return sb, rows
 
 
 def grid_rows(bench, sb, label: str) -> list[dict]:
-    """The planner's K and t grid (D1\\D2) and the veto threshold / dim-share grid, AP@10 and violation."""
+    """The planner's knobs: paper K x t (planner), and alpha x veto threshold x veto coverage
+    (matrix form, which tests check against the planner), AP@10 and violation@10."""
     out = []
-    for k_docs in (10, 50, 100, 300, 1000):
-        for t in (0.3, 0.5, 0.7, 0.9):
-            r = bench.add(f"{label} D1\\D2 K={k_docs} t={t}", lambda: sb.d1_minus_d2(top_k_docs=k_docs, coverage=t),
-                          record=False)
+    for k_docs in PAPER_GRID["top_k_docs"]:
+        for t in PAPER_GRID["coverage"]:
+            r = bench.add(f"{label} paper K={k_docs} t={t}", lambda: sb.via_planner(
+                strategy="paper", top_k_docs=k_docs, coverage=t), record=False)  # fmt: skip
             out.append(_grid_row("paper", {"K": k_docs, "t": t}, r))
-    scale = sb.scale
-    for thr_imp in (0, 8, 32, 64):
-        for share in (0.0, 0.3, 0.6):
-            r = bench.add(f"{label} veto impact>{thr_imp} share={share}",
-                          lambda: sb.veto(threshold=thr_imp * scale, dim_share=share), record=False)
-            out.append(_grid_row("veto", {"threshold": round(thr_imp * scale, 5), "impact": thr_imp,
-                                          "dim_share": share}, r))
+    for alpha in ALPHAS:
+        r = bench.add(f"{label} subtract alpha={alpha}", lambda: sb.subtract(alpha=alpha), record=False)
+        out.append(_grid_row("subtract", {"alpha": alpha}, r))
+    for alpha in (0.0,) + ALPHAS:
+        for thr in VETO_THRESHOLDS:
+            for cov in VETO_COVERAGES:
+                r = bench.add(f"{label} veto thr={thr} cov={cov} alpha={alpha}",
+                              lambda: sb.veto(threshold=thr, coverage=cov, alpha=alpha), record=False)
+                name = "veto+subtract" if alpha else "veto"
+                out.append(_grid_row(name, {"alpha": alpha, "veto_threshold": thr, "veto_coverage": cov}, r))
     return out
 
 
 def _grid_row(strategy: str, params: dict, r: dict) -> dict:
-    return {"strategy": strategy, **params, "AP@10 all": r["all"]["AP@10"], "AP@10 hard": r["hard"]["AP@10"],
-            "violation@10 all": r["all"]["violation@10"], "violation@10 hard": r["hard"]["violation@10"]}
+    row = {"strategy": strategy, **params}
+    for subset in ("all", "hard"):
+        for metric in ("AP@10", "MRR@10", "nDCG@10", "violation@10"):
+            row[f"{metric} {subset}"] = r[subset][metric]
+    return row
 
 
 def write_outputs(out: Path, bench, extras: dict, command: str) -> None:
@@ -155,9 +158,9 @@ def classic_rows(args, coll, dense_enc) -> list[dict]:
 
 
 def lucene_agreement(bench, sb, notes: list[str]) -> dict:
-    """Placeholder until the store exists: filled in by the Lucene section."""
-    if not (_have("sparse_engine.store") and _have("sparse_engine.planner")):
-        notes.append("Numba-vs-Lucene agreement not run: store/planner not available")
+    """The default strategy through the numba store and through a Lucene impact index."""
+    if not _have("jnius_config"):
+        notes.append("Numba-vs-Lucene agreement not run: the 'lucene' extra is not installed")
         return {}
     from bench.exclusion_lucene import compare_backends
 
@@ -165,7 +168,8 @@ def lucene_agreement(bench, sb, notes: list[str]) -> dict:
 
 
 def ablation_rows(bench, models_dir: str, notes: list[str]) -> list[dict]:
-    """SR variants (dims 500/1000/1500/2000, with/without SPINE masks): one row per trained model dir."""
+    """SR variants (dims 500/1000/1500/2000, with/without SPINE masks): one row per trained model dir,
+    each at the planner's default strategy."""
     from bench.exclusion_sparse import SparseBench
 
     root = Path(models_dir)
@@ -180,10 +184,10 @@ def ablation_rows(bench, models_dir: str, notes: list[str]) -> list[dict]:
             notes.append(f"ablation model skipped: {why}")
             continue
         sb = SparseBench(enc, bench.coll, bench.queries)
-        r = bench.add(f"SR {d.name} veto", lambda: sb.veto(threshold=VETO_THRESHOLD, dim_share=VETO_DIM_SHARE),
-                      record=False)
-        rows.append({"model": d.name, "dim": enc.dim, "doc nnz": round(sb.stats()["doc_nnz_mean"], 1),
-                     **_grid_row("veto", {}, r)})
+        for strategy in ("subtract", "veto+subtract"):
+            r = bench.add(f"SR {d.name} {strategy}", lambda: sb.via_planner(strategy=strategy), record=False)
+            rows.append({"model": d.name, "dim": enc.dim, "caption masks": enc.use_caption_masks,
+                         "doc nnz": round(sb.stats()["doc_nnz_mean"], 1), **_grid_row(strategy, {}, r)})
     return rows
 
 

@@ -1,6 +1,7 @@
 """Speed benchmark: one synthetic collection, every engine, the same queries.
 
     python bench/speed.py --n 100000            # or --n 1000000; --engines, --queries, --threads
+    python bench/speed.py --collection coco     # real SR vectors: COCO val2017 captions, sr-minilm
 
 Adapter protocol (what an engine in ``ENGINES`` is): ``ENGINES`` maps a name to a zero-argument
 factory returning an object with
@@ -17,6 +18,11 @@ weight on a veto dim exceeds the threshold) and ``must_dims``. Engines here: our
 ("numba" = exact early termination, "numba-exhaustive", "numba-approx") and scipy brute force.
 ``bench/engines_external.py`` adds its engines through ``external_engines(threads)`` (torch
 sparse, Seismic, Lucene): ``engines()`` merges them in, and they run when named in ``--engines``.
+
+``--collection coco`` replaces the synthetic vectors by real ones: the 5,000 COCO val2017 images
+as documents (their captions encoded by the shipped ``sr-minilm``, pooled and L2-normalised, as
+``sparse-engine index`` stores them) and ``--queries`` of the exclusion benchmark's "A -B" label
+pairs, planned by the engine's planner with the ``veto`` strategy (plain: A alone).
 
 Per engine and query set (plain: include dims only; excl: plus a veto on 2-4 popular dims):
 build time, index bytes on disk (or in memory where an engine keeps none), single-query latency
@@ -43,7 +49,7 @@ import scipy.sparse as sp
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # `python bench/speed.py` from the repository root
 
-from bench.synthetic import synthetic  # noqa: E402
+from bench.synthetic import Collection, synthetic  # noqa: E402
 from sparse_engine import traverse  # noqa: E402
 from sparse_engine.query_spec import QuerySpec  # noqa: E402
 from sparse_engine.store import PostingStore  # noqa: E402
@@ -204,13 +210,15 @@ COLUMNS = [("build_s", "build s", "{:.2f}"), ("build_docs_per_min", "build docs/
 
 def markdown(run: dict) -> str:
     rows = run["engines"]
+    kind = ("real SR vectors (sr-minilm) of the COCO val2017 caption documents, planned label-pair "
+            "queries" if run.get("collection") == "coco" else "synthetic, Zipf-like dims")
     lines = [f"# Speed, N = {run['n_docs']:,} documents", "", f"Command: `{run['command']}`", "",
-             f"Collection: {run['dim']} dims, {run['nnz_per_doc']:.1f} non-zeros/doc (Zipf-like dims), "
+             f"Collection: {run['dim']} dims, {run['nnz_per_doc']:.1f} non-zeros/doc ({kind}), "
              f"{run['queries']} queries, k = {run['k']}; latency single-threaded, QPS = batch on "
              f"{run['threads']} threads. Machine: {run['machine']}; load average {run['load_before']} "
              f"before, {run['load_after']} after (shared and noisy). Index MB: on disk for numba, in "
-             "memory for scipy. recall@10 against the exact answer on the unquantised vectors (numba "
-             "loses a little to 8-bit impacts). CPU ms: thread CPU time (less sensitive to other load). "
+             "memory for scipy. recall@10 against the exact answer on the unquantised vectors (scipy; "
+             "numba's uint8 impacts only bound scores, its scores are exact). CPU ms: thread CPU time (less sensitive to other load). "
              "postings read: share of the query lists' postings the early termination read. "
              "= exhaustive: share of queries where numba exact returned numba-exhaustive's list.", "",
              "| engine | " + " | ".join(c[1] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]  # fmt: skip
@@ -237,9 +245,33 @@ def ratios(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def coco_collection(n_queries: int, seed: int) -> Collection:
+    """Real SR vectors: COCO val2017 caption documents and planned "A -B" label-pair queries."""
+    from bench.exclusion_data import DEFAULT_DATA, label_pair_queries, load_coco
+    from sparse_engine.encoders import create_encoder
+    from sparse_engine.encoders.base import unit_rows
+    from sparse_engine.planner import PlanOptions, plan_query
+    from sparse_engine.query_parser import ParsedQuery
+
+    coll = load_coco(DEFAULT_DATA)
+    encoder = create_encoder("sr-minilm")
+    docs = unit_rows(encoder.encode_caption_sets(coll.captions))
+    store = PostingStore.build(docs)
+    pairs = label_pair_queries(coll)
+    pick = np.random.default_rng(seed).choice(len(pairs), min(n_queries, len(pairs)), replace=False)
+    plain, excl = [], []
+    for i in sorted(pick.tolist()):
+        q = pairs[i]
+        plain.append(plan_query(ParsedQuery(include=q.include), encoder, store, PlanOptions()))
+        excl.append(plan_query(ParsedQuery(include=q.include, exclude=q.exclude), encoder, store,
+                               PlanOptions(strategy="veto")))  # fmt: skip
+    return Collection(docs, plain, excl, np.zeros(docs.shape[1]))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000, help="documents")
+    parser.add_argument("--collection", choices=("synthetic", "coco"), default="synthetic")
+    parser.add_argument("--n", type=int, default=100_000, help="documents (synthetic)")
     parser.add_argument("--dim", type=int, default=1000)
     parser.add_argument("--nnz", type=int, default=50, help="non-zeros per document")
     parser.add_argument("--queries", type=int, default=200)
@@ -256,7 +288,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"unknown engine(s) {', '.join(unknown)}: choose from {', '.join(registry)}")
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    coll = synthetic(args.n, args.dim, args.nnz, args.queries, args.seed)
+    if args.collection == "coco":
+        coll = coco_collection(args.queries, args.seed)
+        args.n, args.dim = coll.docs.shape
+    else:
+        coll = synthetic(args.n, args.dim, args.nnz, args.queries, args.seed)
     print(f"collection: {args.n:,} docs, nnz {coll.docs.nnz:,}, {time.perf_counter() - start:.1f} s", flush=True)
     sets = {"": coll.plain, "_excl": coll.excl}
     exact = ScipyEngine()
@@ -269,13 +305,14 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(shown), flush=True)
     agreement(rows)
     command = "python bench/speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    run = {"n_docs": args.n, "dim": args.dim, "nnz_per_doc": coll.docs.nnz / args.n, "queries": args.queries,
+    run = {"collection": args.collection, "n_docs": args.n, "dim": args.dim, "nnz_per_doc": coll.docs.nnz / args.n, "queries": args.queries,
            "k": args.k, "threads": args.threads, "seed": args.seed, "command": command.strip(),
            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "load_before": round(load_before, 2),
            "load_after": round(os.getloadavg()[0], 2), "engines": rows}  # fmt: skip
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f"speed_{args.n}.json").write_text(json.dumps(run, indent=1))
-    (args.results / f"speed_{args.n}.md").write_text(markdown(run))
+    stem = f"speed_{args.n}" if args.collection == "synthetic" else f"speed_{args.collection}"
+    (args.results / f"{stem}.json").write_text(json.dumps(run, indent=1))
+    (args.results / f"{stem}.md").write_text(markdown(run))
     print(markdown(run))
 
 

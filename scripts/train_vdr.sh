@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Train the VDR-style baseline head (frozen MiniLM + small trainable projection) on Flickr8k caption
 # pairs, on CPU, for a few minutes. The model directory is a generated artifact: keep it outside
-# the package (default /work/cache/vdr-minilm) and load it with create_encoder("vdr:<dir>").
+# the package (default work-cache/vdr-minilm, git-ignored) and load it with create_encoder("vdr:<dir>").
 #
 # usage: scripts/train_vdr.sh [OUT_DIR] [extra args for python -m sparse_engine.encoders.vdr]
-#   e.g. scripts/train_vdr.sh /work/cache/vdr-minilm --minutes 5 --images 3000
+#   e.g. scripts/train_vdr.sh work-cache/vdr-minilm --minutes 5 --images 3000
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-out="${1:-/work/cache/vdr-minilm}"
+out="${1:-work-cache/vdr-minilm}"
 shift || true
 captions="${FLICKR8K_CAPTIONS:-$here/../../shared/data/flickr8k/captions.csv}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

@@ -230,6 +230,28 @@ def _split_terms(dims: Iterable[int], int_weights: Iterable[float]) -> tuple[dic
     return positive, {d: -w for d, w in merged.items() if w < 0}
 
 
+def integer_query(weights: np.ndarray) -> tuple[np.ndarray, float]:
+    """Query weights as Lucene takes them: integers ±1..255 relative to the largest magnitude.
+
+    Returns (integer weights, scale): a Lucene score times the scale (and the impacts' scale) is
+    the float score.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    top = float(np.abs(weights).max()) if weights.size else 0.0
+    if top <= 0:
+        return np.zeros(weights.shape, dtype=np.int64), 1.0
+    qscale = top / float(MAX_IMPACT)
+    ints = np.sign(weights) * np.clip(np.rint(np.abs(weights) / qscale), 1, MAX_IMPACT)
+    return ints.astype(np.int64), qscale
+
+
+def forward_weights(store) -> sp.csr_matrix:
+    """A PostingStore's exact weights / scale as a CSR: what ``LuceneImpactSearcher(forward=...)``
+    checks vetoes and subtractions on."""
+    return sp.csr_matrix((np.asarray(store.fwd_w), np.asarray(store.fwd_dims), np.asarray(store.fwd_ptr)),
+                         shape=(store.n_docs, store.dim))  # fmt: skip
+
+
 _LUCENE_CLASSES = {
     "Builder": "org.apache.lucene.search.BooleanQuery$Builder",
     "Occur": "org.apache.lucene.search.BooleanClause$Occur",
@@ -304,14 +326,17 @@ class LuceneImpactSearcher:
     # -- exclusion -----------------------------------------------------------------------------
 
     def _rescore(self, ids: list[str], scores: np.ndarray, exclude: np.ndarray, veto_impact: float,
-                 negative: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """(kept candidate positions best first, their final scores): candidates with stored impact
-        > veto_impact on an excluded dim dropped, negative weights subtracted."""
+                 negative: dict[int, int], must: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(kept candidate positions best first, their final scores): candidates with forward weight
+        > veto_impact on an excluded dim, or none on the ``must`` dims, dropped; negative weights
+        subtracted."""
         rows = np.fromiter((self._row[i] for i in ids), dtype=np.int64, count=len(ids))
         fwd = self.forward[rows]
         keep = np.ones(len(ids), dtype=bool)
         if exclude.size:
             keep &= np.asarray((fwd[:, exclude] > veto_impact).sum(axis=1)).ravel() == 0
+        if must.size:
+            keep &= np.diff(fwd[:, must].tocsr().indptr) > 0
         final = np.asarray(scores, dtype=np.float64)
         if negative:
             dims = np.fromiter(negative, dtype=np.int64)
@@ -321,14 +346,15 @@ class LuceneImpactSearcher:
         idx = idx[np.argsort(-final[idx], kind="stable")]  # ties keep Lucene's order
         return idx, final[idx]
 
-    def _overfetch(self, terms, k, exclude, veto_impact, first=None, negative=None):
+    def _overfetch(self, terms, k, exclude, veto_impact, first=None, negative=None, must=None):
         negative = negative or {}
+        must = np.zeros(0, np.int64) if must is None else must
         m = self.overfetch
         fetched = first
         while True:
             want = min(k * m, self.n_docs)
             ids, scores = fetched if fetched is not None else self._plain(terms, want)
-            idx, final = self._rescore(ids, scores, exclude, veto_impact, negative) if ids else (np.zeros(0, int), [])
+            idx, final = self._rescore(ids, scores, exclude, veto_impact, negative, must) if ids else (np.zeros(0, int), [])
             complete = len(ids) < want or want >= self.n_docs  # every matching document was fetched
             # A document not fetched scores at most the last fetched positive score.
             if complete or (len(idx) >= k and final[k - 1] >= scores[-1]):
@@ -337,9 +363,9 @@ class LuceneImpactSearcher:
             alive = max(len(idx), 1) / max(len(ids), 1)
             m = max(m * 4, min(int(np.ceil(1.5 / alive)), m * 64))
             fetched = None
-            if min(k * m, self.n_docs) > self.fetch_limit and not negative:
+            if min(k * m, self.n_docs) > self.fetch_limit and not negative and not must.size:
                 # Each hit costs a few JNI calls: past the limit one MUST_NOT query is cheaper
-                # (it cannot subtract, so a query with negative weights keeps fetching).
+                # (it can neither subtract nor require: such queries keep fetching).
                 self.stats["fallbacks"] += 1
                 return self._mustnot(terms, k, exclude, int(np.floor(veto_impact)))
             self.stats["refetches"] += 1
@@ -397,24 +423,26 @@ class LuceneImpactSearcher:
     # -- public API ----------------------------------------------------------------------------
 
     def search(self, dims, int_weights, k: int = 10, exclude_dims=(), exclusion: str = "overfetch",
-               veto_impact: float = 0) -> tuple[list[str], np.ndarray]:  # fmt: skip
+               veto_impact: float = 0, must_dims=()) -> tuple[list[str], np.ndarray]:  # fmt: skip
         """Top-``k`` doc ids and scores; documents with forward weight > ``veto_impact`` on any
-        ``exclude_dims`` are dropped. Negative weights are subtracted (over-fetch and rescore)."""
+        ``exclude_dims``, or with none of ``must_dims``, are dropped. Negative weights are
+        subtracted (over-fetch and rescore)."""
         if exclusion not in EXCLUSION_METHODS:
             choices = " or ".join(EXCLUSION_METHODS)
             raise SparseEngineError(f"unknown exclusion method '{exclusion}': choose {choices}")
         terms, negative = _split_terms(dims, int_weights)
         exclude = np.unique(np.asarray(list(exclude_dims), dtype=np.int64))
+        must = np.unique(np.asarray(list(must_dims), dtype=np.int64))
         veto_impact = float(veto_impact)
         if not terms or k <= 0:
             return [], np.zeros(0, dtype=np.int64)
         if veto_impact >= MAX_IMPACT:
             exclude = exclude[:0]
-        if exclude.size == 0 and not negative:
+        if exclude.size == 0 and not negative and not must.size:
             return self._plain(terms, k)
-        if exclusion == "mustnot" and not negative:
+        if exclusion == "mustnot" and not negative and not must.size:
             return self._mustnot(terms, k, exclude, int(np.floor(veto_impact)))
-        return self._overfetch(terms, k, exclude, veto_impact, negative=negative)
+        return self._overfetch(terms, k, exclude, veto_impact, negative=negative, must=must)
 
     def batch_search(self, queries: Sequence[tuple], k: int = 10, threads: int = 2,
                      exclusion: str = "overfetch", veto_impact: float = 0,

@@ -117,21 +117,32 @@ def top_docs_magnitude(store, vec: np.ndarray, k: int) -> tuple[np.ndarray, int]
     dims, weights = _nonzero(vec)
     docs, _ = traverse.search(store, dims, weights, k=k)
     total = np.zeros(store.dim, dtype=np.float64)
-    for doc in np.asarray(docs).tolist():
-        d, w = store.doc_vector(int(doc))
-        np.add.at(total, np.asarray(d, dtype=np.int64), np.asarray(w, dtype=np.float64))
+    if len(docs):
+        lo, hi = store.fwd_ptr[docs], store.fwd_ptr[np.asarray(docs) + 1]
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist())])
+        np.add.at(total, np.asarray(store.fwd_dims[rows], np.int64), np.asarray(store.fwd_w[rows], np.float64))
+        total *= store.scale
     return total, len(docs)
 
 
-def term_dims(store, vec: np.ndarray, options: PlanOptions) -> tuple[np.ndarray, np.ndarray, int]:
+def term_dims(store, vec: np.ndarray, options: PlanOptions,
+              cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
     """The paper's step for one term: (its dims from its top docs, the docs' mean vector, n docs).
 
     With no document matching (an empty or foreign collection) the term's own vector stands in.
+    ``cache`` (a dict kept across one batch of queries on one store) saves repeating a term's search.
     """
+    key = (vec.tobytes(), options.top_k_docs, options.coverage)
+    if cache is not None and key in cache:
+        return cache[key]
     total, n = top_docs_magnitude(store, vec, options.top_k_docs)
     if n == 0:
-        return coverage_dims(vec, options.coverage), vec.astype(np.float64), 0
-    return coverage_dims(total, options.coverage), total / n, n
+        out = coverage_dims(vec, options.coverage), vec.astype(np.float64), 0
+    else:
+        out = coverage_dims(total, options.coverage), total / n, n
+    if cache is not None:
+        cache[key] = out
+    return out
 
 
 def b_main_dims(neg_vecs: list[np.ndarray], coverage: float) -> np.ndarray:
@@ -161,8 +172,13 @@ def _check_known(parsed: ParsedQuery, vectors: list[np.ndarray], terms: list[str
             log.warning("no known concepts in %s term '%s': ignored", kind, term)
 
 
-def plan_query(parsed: ParsedQuery | str, encoder, store, options: PlanOptions | None = None) -> QuerySpec:
-    """Compile ``parsed`` (or a query string) into a QuerySpec for ``store``."""
+def plan_query(parsed: ParsedQuery | str, encoder, store, options: PlanOptions | None = None,
+               cache: dict | None = None) -> QuerySpec:  # fmt: skip
+    """Compile ``parsed`` (or a query string) into a QuerySpec for ``store``.
+
+    ``cache``: a dict shared by a batch of queries on one store (the "paper" strategies' per-term
+    searches are then done once per distinct term).
+    """
     options = (options or PlanOptions()).checked()
     if isinstance(parsed, str):
         parsed = parse_query(parsed)
@@ -197,11 +213,11 @@ def plan_query(parsed: ParsedQuery | str, encoder, store, options: PlanOptions |
     elif strategy == "veto":
         dims, weights = _nonzero(a)
     else:  # "paper", "paper+veto"
-        d1, centroid, _ = term_dims(store, a, options)
+        d1, centroid, _ = term_dims(store, a, options, cache)
         d2 = np.zeros(0, dtype=np.int32)
         for vec in neg_vecs:
             if np.any(vec > 0):
-                d2 = np.union1d(d2, term_dims(store, vec, options)[0])
+                d2 = np.union1d(d2, term_dims(store, vec, options, cache)[0])
         if options.keep_query_dims:
             # B's top docs often show A too (frisbees are thrown to dogs): A's own main dims
             # stay unless they are also B's own main dims.

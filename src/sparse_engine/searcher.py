@@ -127,9 +127,9 @@ class Searcher:
             self._labels = self.encoder.dim_labels()
         return self._labels
 
-    def plan(self, query: str, **plan_overrides) -> QuerySpec:
+    def plan(self, query: str, cache: dict | None = None, **plan_overrides) -> QuerySpec:
         options = self.options.with_overrides(**plan_overrides) if plan_overrides else self.options
-        return plan_query(parse_query(query), self.encoder, self.store, options)
+        return plan_query(parse_query(query), self.encoder, self.store, options, cache)
 
     def _results(self, spec: QuerySpec, docs: np.ndarray, scores: np.ndarray) -> list[SearchResult]:
         out = []
@@ -144,26 +144,18 @@ class Searcher:
     # -- lucene ----------------------------------------------------------------------------------
 
     def _lucene_search(self, spec: QuerySpec, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if spec.must_dims.size:
-            raise SparseEngineError("+term (must) queries need the numba backend")
+        from .lucene_backend import LuceneImpactSearcher, forward_weights, integer_query
+
         if self._lucene is None:
-            import scipy.sparse as sp
-
-            from .lucene_backend import LuceneImpactSearcher
-
             # The store's exact weights / scale: vetoes and subtractions are checked exactly.
-            s = self.store
-            forward = sp.csr_matrix((np.asarray(s.fwd_w), np.asarray(s.fwd_dims), np.asarray(s.fwd_ptr)),
-                                    shape=(s.n_docs, s.dim))  # fmt: skip
-            self._lucene = LuceneImpactSearcher(self.index_dir / "lucene", forward=forward)
+            self._lucene = LuceneImpactSearcher(self.index_dir / "lucene", forward=forward_weights(self.store))
         if not np.any(spec.weights > 0):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        # Lucene scores integers: query weights quantised to ±1..255 relative to the largest.
-        qscale = float(np.abs(spec.weights).max()) / 255.0
-        int_w = np.sign(spec.weights) * np.clip(np.rint(np.abs(spec.weights) / qscale), 1, 255)
+        int_w, qscale = integer_query(spec.weights)
         thr = spec.veto_threshold
         veto_impact = 255 if math.isinf(thr) else min(255.0, thr / self.store.scale)
-        ids, scores = self._lucene.search(spec.dims, int_w, k=k, exclude_dims=spec.veto_dims, veto_impact=veto_impact)
+        ids, scores = self._lucene.search(spec.dims, int_w, k=k, exclude_dims=spec.veto_dims, veto_impact=veto_impact,
+                                          must_dims=spec.must_dims)  # fmt: skip
         docs = np.array([self.docs.index_of(i) for i in ids], dtype=np.int64)
         return docs, np.asarray(scores, dtype=np.float64) * qscale * self.store.scale
 
@@ -184,7 +176,8 @@ class Searcher:
 
     def batch_search(self, queries: Sequence[str], k: int = 10, threads: int = 2, **plan_overrides) -> list[list[SearchResult]]:
         """Plan every query, then run them together (numba: in parallel over ``threads``)."""
-        specs = [self.plan(q, **plan_overrides) for q in queries]
+        cache: dict = {}  # terms repeated across the batch are searched once ("paper" strategies)
+        specs = [self.plan(q, cache, **plan_overrides) for q in queries]
         if self.backend == "lucene":
             return [self._results(s, *self._lucene_search(s, k)) for s in specs]
         from . import traverse

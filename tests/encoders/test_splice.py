@@ -130,3 +130,14 @@ def test_encoder_l1_and_registry(splice, shared_data):
     assert enc.name == "splice:minilm" and enc.dim == 50 and not enc.has_images
     with pytest.raises(SparseEngineError, match="mean"):
         SpliceEncoder(dense=splice.dense, vocab=["dog"], text_mean=np.zeros(5))
+
+
+@pytest.mark.slow
+def test_caption_sets_decompose_each_documents_mean_embedding(splice):
+    sets = [["a dog catching a frisbee", "a brown dog jumps for a frisbee"], [], ["two children playing in the snow"]]
+    docs = splice.encode_caption_sets(sets)
+    assert docs.shape == (3, splice.dim) and docs[1].nnz == 0
+    emb = splice.dense.embed_text(sets[0]).mean(axis=0, keepdims=True)
+    want = splice.decompose(emb / np.linalg.norm(emb), splice.text_mean)
+    np.testing.assert_allclose(docs[0].toarray(), want.toarray(), atol=1e-5)
+    np.testing.assert_allclose(docs[2].toarray(), splice.encode_text(sets[2]).toarray(), atol=1e-5)

@@ -270,6 +270,24 @@ class SpliceEncoder(SparseEncoder):
         dense[empty] = 0.0
         return self.decompose(dense, self.text_mean)
 
+    def encode_caption_sets(self, caption_sets: Sequence[Sequence[str]], pooling: str = "mean") -> sp.csr_matrix:
+        """One row per document: SpLiCE decomposes the document's own embedding (the mean of its
+        captions' embeddings), as it decomposes an image's, rather than pooling per-caption
+        decompositions (5x fewer problems to solve on COCO)."""
+        if pooling != "mean":
+            return super().encode_caption_sets(caption_sets, pooling)
+        flat = [c for captions in caption_sets for c in captions]
+        owner = np.repeat(np.arange(len(caption_sets)), [len(c) for c in caption_sets])
+        dense = np.zeros((len(caption_sets), self.dense.dim), dtype=np.float32)
+        if flat:
+            texts, empty = clean_texts(flat)
+            rows = self.dense.embed_text(texts)
+            rows[empty] = 0.0
+            np.add.at(dense, owner, rows)
+            norms = np.linalg.norm(dense, axis=1, keepdims=True)  # the L2-normalised mean, as the dense docs
+            dense = dense / np.where(norms > 0, norms, 1.0)
+        return self.decompose(dense, self.text_mean)
+
     def encode_images(self, paths: Sequence[str], report: EncodeReport | None = None) -> sp.csr_matrix:
         if not self.has_images:
             return super().encode_images(paths, report)

@@ -128,12 +128,23 @@ class SparseBench:
         return self._store
 
     def plan_specs(self, **options) -> list:
+        """One QuerySpec per query; a query the planner refuses (the paper's D1 \\ D2 can leave
+        nothing to search for) gets an empty spec: no results, scored as such."""
+        from sparse_engine.errors import SparseEngineError
         from sparse_engine.planner import PlanOptions, plan_query
         from sparse_engine.query_parser import ParsedQuery
+        from sparse_engine.query_spec import QuerySpec
 
         store, opts, cache = self.build_store(), PlanOptions(**options), {}
-        return [plan_query(ParsedQuery(include=list(q.include), exclude=list(q.exclude)), self.terms, store,
-                           opts, cache) for q in self.queries]  # fmt: skip
+        specs = []
+        for q in self.queries:
+            parsed = ParsedQuery(include=list(q.include), exclude=list(q.exclude), text=q.text)
+            try:
+                specs.append(plan_query(parsed, self.terms, store, opts, cache))
+            except SparseEngineError:
+                specs.append(QuerySpec(np.zeros(0, np.int32), np.zeros(0, np.float32), text=q.text))
+        self.refused = sum(s.dims.size == 0 for s in specs)
+        return specs
 
     def via_planner(self, k: int = 10, threads: int = 2, **options) -> np.ndarray:
         from sparse_engine.traverse import batch_search

@@ -173,3 +173,13 @@ def build_toy_index(tmp_path: Path, name: str = "index", **kwargs) -> Path:
     out = tmp_path / name
     build_index(collection, out, encoder=kwargs.pop("encoder", "toy:v1"), **kwargs)
     return out
+
+
+# A tiny open_clip architecture (random weights: no pretrained CLIP can be had offline); the
+# tiny_clip_checkpoint fixture (conftest.py) registers it and saves a checkpoint.
+TINY_ARCH = "SETiny-ViT-test"
+TINY_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}

@@ -45,16 +45,19 @@ PAPER_WEIGHTS = ("query", "docs", "both")
 class PlanOptions:
     """Planner knobs.
 
-    PLACEHOLDER DEFAULTS: the exclusion benchmark (bench/exclusion.py) chooses the final values;
-    change them here, and only here.
+    The defaults are the exclusion benchmark's choice (bench/exclusion.py, grid in
+    bench/results/exclusion_results.md, COCO val2017, 3,215 "A -B" queries, sr-minilm): among the
+    strategies' best points, veto+subtract at alpha 0.75, threshold 0.3 ties subtraction alone on
+    AP@10 (0.922 vs 0.923, hard pairs 0.791 vs 0.796) and adds a hard guarantee: a document that
+    puts 0.3 of its length on one of B's own concepts is never shown. Change them here, and only here.
     """
 
     strategy: str = "veto+subtract"
-    top_k_docs: int = 20  # K: documents retrieved per term to find its dims
-    coverage: float = 0.8  # t: keep the dims covering this share of the summed magnitude
+    top_k_docs: int = 10  # K: documents retrieved per term to find its dims ("paper")
+    coverage: float = 0.5  # t: keep the dims covering this share of the summed magnitude ("paper")
     veto_coverage: float = 0.5  # B's (and A's) main dims for the veto cover this share of its vector
-    veto_threshold: float = 0.2  # dequantised doc weight above which a veto dim drops the doc
-    alpha: float = 0.5  # "subtract", "veto+subtract": q = e(A) - alpha * e(B)
+    veto_threshold: float = 0.3  # document weight above which a veto dim drops the document
+    alpha: float = 0.75  # "subtract", "veto+subtract": q = e(A) - alpha * e(B)
     paper_weights: str = "both"  # "query" | "docs" | "both" (see module docstring)
     keep_query_dims: bool = True  # "paper": A's own main dims are not removed unless B's own too
     must_coverage: float = 0.5  # +term: a result must be non-zero on one of the dims covering this share

@@ -75,7 +75,7 @@ def parse_query(text: str) -> ParsedQuery:
             bucket.append(term)
     if not parsed.include and not parsed.must:
         raise QueryError(
-            f"query '{parsed.text}' only excludes: add what the images should show, e.g. \"dog {parsed.text}\""
+            f"query '{parsed.text}' only excludes: add what the images should show, e.g. \"sports {parsed.text}\""
         )
     clash = {t.lower() for t in parsed.positive} & {t.lower() for t in parsed.exclude}
     if clash:

@@ -1,5 +1,4 @@
 """open_clip and BLIP through the real loading code paths, with tiny randomly initialised weights."""
-import json
 import time
 from pathlib import Path
 
@@ -14,27 +13,7 @@ from sparse_engine.errors import SparseEngineError
 
 open_clip = pytest.importorskip("open_clip")
 torch = pytest.importorskip("torch")
-
-TINY_ARCH = "SETiny-ViT-test"
-TINY_CONFIG = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
-
-
-@pytest.fixture(scope="module")
-def tiny_clip_checkpoint(tmp_path_factory) -> Path:
-    """A random tiny open_clip model registered as a config and saved as a state_dict."""
-    root = tmp_path_factory.mktemp("openclip")
-    (root / f"{TINY_ARCH}.json").write_text(json.dumps(TINY_CONFIG))
-    open_clip.add_model_config(root / f"{TINY_ARCH}.json")
-    torch.manual_seed(0)
-    model = open_clip.create_model(TINY_ARCH, pretrained=None)
-    checkpoint = root / "tiny.pt"
-    torch.save(model.state_dict(), checkpoint)
-    return checkpoint
-
+from helpers import TINY_ARCH  # noqa: E402  (the tiny_clip_checkpoint fixture lives in conftest)
 
 @pytest.fixture()
 def bad_images(tmp_path, coco_images) -> list[Path]:

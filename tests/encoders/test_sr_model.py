@@ -58,6 +58,10 @@ def test_empty_text_gives_empty_row(encoder):
 def test_labels_hash_and_registry(encoder, model_dir):
     labels = encoder.dim_labels()
     assert len(labels) == 64 and sum(bool(w) for w in labels) > 32
+    # a dim's first label is a word whose own one-word query lights that dim
+    labelled = [j for j, words in enumerate(labels) if words][:10]
+    rows = encoder.encode_text([labels[j][0] for j in labelled])
+    assert all(rows[i, j] > 0 for i, j in enumerate(labelled))
     assert encoder.checkpoint_hash == weights_hash(model_dir / "weights.safetensors")
     assert not encoder.has_images
     via_registry = create_encoder(str(model_dir), device="cpu")

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from ..errors import SparseEngineError
 from . import spine as spine_mod
-from .base import DenseEncoder
+from .base import DenseEncoder, to_nonnegative_csr, unit_rows
 from .captions_io import Captions, flatten, read_captions
 from .masks import SpineTable
 from .sr_model import (CONFIG_FILE, DEFAULT_TOP_K, FORMAT_VERSION, LABELS_FILE, MODEL_TYPE, build_net,
@@ -307,6 +307,32 @@ def sr_sparsity(net, x: np.ndarray, table: SpineTable, texts: list[str], opts: T
     return out
 
 
+def sr_dim_labels(net, table: SpineTable, words: list[str], word_x: np.ndarray, texts: list[str],
+                  opts: TrainOptions, device: str, spine_labels: list[list[str]]) -> list[list[str]]:
+    """Each SR dim's top caption words, read off the trained model.
+
+    A word is encoded as ``encode_text`` encodes a one-word query (SR, plus γ · its SPINE code);
+    dim j's labels are the words putting the largest share of their length on j, times their log
+    caption frequency (frequent words are the readable ones: "bottle" rather than "syrup"). SR
+    dims drift from the SPINE dims they were masked to, and a dim SPINE left dead still carries
+    SR weight: SPINE's own labels named them worse. A dim no word reaches keeps SPINE's label.
+    """
+    import torch
+    from collections import Counter
+
+    masks = table.caption_masks(words) if opts.caption_masks else None
+    with torch.no_grad():
+        sr, _ = sparse_codes(net, torch.from_numpy(np.ascontiguousarray(word_x, dtype=np.float32)).to(device),
+                             opts.top_k, _rows(masks, np.arange(len(words)), device, torch.bool))  # fmt: skip
+    rows = unit_rows(to_nonnegative_csr(sr.cpu().numpy()))
+    if opts.caption_spine_weight > 0:
+        rows = unit_rows(rows + opts.caption_spine_weight * table.caption_vectors(words))
+    counts = Counter(tok for text in texts for tok in spine_mod.tokenize(text))
+    freq = np.log1p(np.array([counts[w] for w in words], dtype=np.float32))
+    labels = spine_mod.top_words(rows, words, opts.label_words, rows.toarray() * freq[:, None])
+    return [own or spine for own, spine in zip(labels, spine_labels)]
+
+
 def write_model_dir(out: str | Path, net, table: SpineTable, labels: list[list[str]], opts: TrainOptions,
                     dense_dim: int, summary: dict) -> Path:
     out = Path(out)
@@ -354,12 +380,12 @@ def train_model(opts: TrainOptions, progress=None) -> dict:
     spine_seconds = time.perf_counter() - t0
 
     x, dense = embed_captions(opts.base, texts, device)
-    words = None
-    if opts.lambda_word > 0:
-        vocab = table.vocab[: spine_report["vocab_size"]]  # the captions' own words, not the extension
-        words = WordQueries.build(vocab, texts, table, dense.embed_text(vocab), opts.caption_masks)
+    vocab = table.vocab[: spine_report["vocab_size"]]  # the captions' own words, not the extension
+    vocab_x = dense.embed_text(vocab)
+    words = WordQueries.build(vocab, texts, table, vocab_x, opts.caption_masks) if opts.lambda_word > 0 else None
     hook = _hook(progress, "SR", opts.epochs)
     net, history, seconds = train_sr(x, np.asarray(owner), table, texts, opts, device, hook, words)
+    labels = sr_dim_labels(net, table, vocab, vocab_x, texts, opts, device, labels)
     summary = {
         "data": {"captions_file": Path(opts.captions).name, "images": len(captions), "captions": len(texts)},
         "device": device, "spine": {**spine_report, "seconds": round(spine_seconds, 2)},

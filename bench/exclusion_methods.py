@@ -102,3 +102,43 @@ def slq_text(q: ExclusionQuery) -> str:
     if q.exclude:
         text += " without " + " or ".join(q.exclude)
     return text
+
+
+def keyword_reference(captions: Sequence[Sequence[str]], queries: Sequence[ExclusionQuery], k: int = 10) -> np.ndarray:
+    """Not a retrieval method but a reference: what the captions' own words can tell.
+
+    A document scores by how often its captions name A (each word of A or its plural, weighted by
+    inverse document frequency); a document whose captions name B (likewise) is dropped. The labels
+    behind the benchmark are objects in the pixels, so this bounds what caption-space methods can
+    see of an object nobody mentions.
+    """
+    import scipy.sparse as sp
+
+    from sparse_engine.encoders.spine import tokenize
+
+    vocab: dict[str, int] = {}
+    rows, cols = [], []
+    for i, caps in enumerate(captions):
+        for cap in caps:
+            for tok in tokenize(cap):
+                rows.append(i)
+                cols.append(vocab.setdefault(tok, len(vocab)))
+    counts = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(captions), max(len(vocab), 1)))
+    counts.sum_duplicates()
+    df = np.asarray((counts > 0).sum(axis=0)).ravel() / max(len(captions), 1)
+    idf = np.log(1.0 / (df + 1e-4)).astype(np.float32)
+
+    def forms(term: str) -> list[int]:
+        return [vocab[f] for t in tokenize(term) for f in (t, t + "s", t + "es") if f in vocab]
+
+    def term_matrix(lists: list[list[str]], weights: np.ndarray) -> sp.csr_matrix:
+        r, c = [], []
+        for i, terms in enumerate(lists):
+            for j in {j for t in terms for j in forms(t)}:
+                r.append(i)
+                c.append(j)
+        return sp.csr_matrix((weights[c] if c else np.zeros(0, np.float32), (r, c)), shape=(len(lists), counts.shape[1]))
+
+    scores = np.asarray((term_matrix([q.include for q in queries], idf) @ counts.T).todense(), dtype=np.float32)
+    named_b = np.asarray((term_matrix([q.exclude for q in queries], np.ones_like(idf)) @ counts.T).todense()) > 0
+    return topk_rows(np.where(named_b | (scores <= 0), -np.inf, scores), k)

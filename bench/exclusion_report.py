@@ -61,7 +61,7 @@ def bar_plot(rows: list[dict], metric: str, path: Path, title: str) -> None:
     ax.invert_yaxis()
     ax.set_xlabel(metric)
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -36,10 +36,13 @@ RATIOS = [("p50_ms", "p50 / ours"), ("qps_batch", "QPS / ours"), ("p50_ms_excl",
 
 
 def load_runs(results: Path) -> list[dict]:
-    """All rows of all ``speed_*.json`` files, each with ``engine``, ``n_docs`` and ``source``."""
+    """All rows of the synthetic ``speed_*.json`` runs (latency against N; the real-vector runs,
+    ``--collection coco``, have their own table), each with ``engine``, ``n_docs`` and ``source``."""
     rows = []
     for path in sorted(results.glob("speed_*.json")):
         run = json.loads(path.read_text())
+        if isinstance(run, dict) and run.get("collection", "synthetic") != "synthetic":
+            continue
         engines = run.get("engines", run.get("results", run)) if isinstance(run, dict) else run
         if isinstance(engines, dict):
             engines = [dict(v, engine=k) for k, v in engines.items() if isinstance(v, dict)]
@@ -104,8 +107,12 @@ def plot(rows: list[dict], out: Path, ours: str) -> None:
         for engine in sorted({r["engine"] for r in rows}):
             pts = sorted((r["n_docs"], r[key]) for r in rows if r["engine"] == engine and r.get(key))
             if pts:
-                style = dict(lw=2.5, color="black") if _is_ours(engine, ours) else {}
-                ax.plot(*zip(*pts), marker="o", label=engine, **style)
+                style = {}
+                if engine == ours:
+                    style = dict(lw=2.5, color="black")
+                elif _is_ours(engine, ours):  # our other modes: thin and dashed, told apart by marker
+                    style = dict(lw=1.2, color="dimgray", ls="--", marker="s" if "exhaustive" in engine else "^")
+                ax.plot(*zip(*pts), **{"marker": "o", **style}, label=engine)
         ax.set(xscale="log", yscale="log", xlabel="documents (N)", ylabel="p50 latency (ms)",
                title=title)  # fmt: skip
         ax.grid(True, which="both", alpha=0.3)

@@ -231,7 +231,7 @@ def test_missing_index_is_a_clear_error(tmp_path):
 
 
 def test_indexer_failure_names_its_last_error(tmp_path, monkeypatch):
-    import sparse_engine.lucene_backend as backend
+    import sparse_engine.lucene_index as backend
 
     # The indexer subprocess is swapped for one that fails the way Java does (error on stderr).
     failing = "import sys; sys.stderr.write('INFO start\\njava.io.IOException: disk full\\n'); sys.exit(3)"

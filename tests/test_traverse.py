@@ -167,3 +167,17 @@ def test_empty_store():
     docs, scores = traverse.search(s, QuerySpec([1], [1.0]), k=10)
     assert docs.size == 0 and scores.size == 0
     assert [d.size for d, _ in traverse.batch_search(s, [QuerySpec([1], [1.0])], k=3)] == [0]
+
+
+def test_small_collections_read_every_posting_with_the_same_results(small, zipf):
+    spec = QuerySpec([0, 2], [1.0, 0.5])
+    traverse.STATS[:] = 0
+    got = traverse.search(small, spec, k=2)
+    assert small.n_docs < traverse.EXHAUSTIVE_BELOW and traverse.STATS[0] == 0  # no bounded reading
+    want = traverse.search(small, spec, k=2, mode="exhaustive")
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    s, p = zipf  # at the threshold and above: early termination
+    assert s.n_docs >= traverse.EXHAUSTIVE_BELOW
+    traverse.search(s, queries(p, 1, seed=1)[0], k=10)
+    assert traverse.STATS[0] > 0

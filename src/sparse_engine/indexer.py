@@ -306,7 +306,7 @@ def write_index_files(tmp: Path, encoder: SparseEncoder, spec: str, by: str, vec
         "docs": docs_fragment,
     }
     if "lucene" in backends:
-        from .lucene_backend import build_lucene_index
+        from .lucene_index import build_lucene_index
 
         if progress:
             progress("lucene", 0, 1)

@@ -13,11 +13,18 @@ Strategies for "A -B" (A = the include and must terms, B = the exclude terms):
   in the query unless they are B's own main dims too: B's top documents often show A as well
   (frisbees are thrown to dogs), and the pure method then drops A itself ("dog -frisbee" would
   search for cats); set it False for the paper's method as published.
-- ``"veto"`` — A's vector as the query; a document whose weight on B's main dims (those covering
-  ``coverage`` of B's own vector) exceeds ``veto_threshold`` is dropped.
+- ``"veto"`` — A's vector as the query; a document whose weight on one of B's main dims exceeds
+  ``veto_threshold`` is dropped. B's main dims: those covering ``veto_coverage`` of B's own vector,
+  less those covering ``veto_coverage`` of A's (a dim both terms lean on is A's too: vetoing it
+  would drop A's own images).
 - ``"subtract"`` — q = e(A) − alpha · e(B) (negative weights push B's images down).
+- ``"veto+subtract"`` (default) — both: the subtraction ranks, the veto drops.
 - ``"paper+veto"`` — the paper's query on D1 \\ D2 plus the veto of ``"veto"`` (on B's own
-  main dims rather than D2: B's top docs often show A too, and a veto on D2 would drop them).
+  main dims rather than D2: B's top documents often show A too, and a veto on D2 would drop them).
+
+Term vectors are L2-normalised first, and indexes store L2-normalised documents (indexer.py), so
+``alpha`` and ``veto_threshold`` mean the same on every collection: a threshold of 0.3 drops a
+document that puts 0.3 of its unit length on one of B's main dims.
 
 It works for any SparseEncoder and PostingStore (the exclusion benchmark uses it for SR, SpLiCE
 and VDR-style encoders).

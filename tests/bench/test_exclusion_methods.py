@@ -51,3 +51,13 @@ def test_dense_baselines_against_brute_force():
 
 def brute_all(scores):
     return list(np.lexsort((np.arange(len(scores)), -scores)))
+
+
+def test_keyword_reference_drops_documents_naming_b_and_counts_a():
+    from bench.exclusion_methods import keyword_reference
+
+    caps = [["two dogs play", "a dog"], ["a dog with a frisbee"], ["a cat"], ["a dog sleeps"], ["frisbees"]]
+    got = keyword_reference(caps, [ExclusionQuery(["dog"], ["frisbee"], set()),
+                                   ExclusionQuery(["hot dog"], ["cat"], set())], k=5)  # fmt: skip
+    assert [d for d in got[0] if d >= 0] == [0, 3]  # doc 0 names dogs twice; doc 1 names a frisbee
+    assert [d for d in got[1] if d >= 0] == [0, 1, 3]  # a phrase matches by its words; no cat document

@@ -60,3 +60,10 @@ def test_errors_one_line(index_dir, tmp_path, args, fragment):
     assert "Traceback" not in result.output
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.output
+
+
+def test_strategy_choices_are_the_planners():
+    from sparse_engine.cli.query_cmd import STRATEGIES
+    from sparse_engine.planner import PlanOptions, STRATEGIES as PLANNER
+
+    assert sorted(STRATEGIES) == sorted(PLANNER) and STRATEGIES[0] == PlanOptions().strategy

@@ -11,7 +11,7 @@ from .query_cmd import STRATEGIES
 @click.argument("doc_id")
 @click.option("--index", "index_dir", required=True, type=click.Path(), help="Index folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default=None, help="Exclusion strategy [default: planner's].")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=None, help="Exclusion strategy [default: veto+subtract, see README].")
 def command(query: str, doc_id: str, index_dir: str, as_json: bool, strategy: str | None) -> None:
     """Show the per-concept contributions of DOC_ID to QUERY's score."""
     from ..query_parser import parse_query

@@ -20,6 +20,7 @@ import numpy as np
 from bench import exclusion_data as data
 from bench.exclusion_metrics import Judged, per_query_metrics, summarize
 from bench.exclusion_methods import DenseBench, keyword_reference, pool_dense
+from sparse_engine.encoders.base import flatten_sets
 from sparse_engine.errors import SparseEngineError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -70,8 +71,7 @@ def dense_docs(args, coll: data.CocoCollection):
     if args.docs == "images":
         return image_docs(args, coll)
     enc = create_dense_encoder(args.dense)
-    flat = [c for caps in coll.captions for c in caps]
-    owner = np.repeat(np.arange(len(coll.captions)), [len(c) for c in coll.captions])
+    flat, owner = flatten_sets(coll.captions)
     return enc, pool_dense(enc.embed_text(flat), owner, len(coll.doc_ids))
 
 

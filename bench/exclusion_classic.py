@@ -13,6 +13,7 @@ from ir_measures import AP
 
 from bench.exclusion_data import CocoCollection
 from bench.exclusion_methods import pool_dense, topk_rows
+from sparse_engine.encoders.base import flatten_sets
 
 CUTOFFS = (1, 5, 10)
 
@@ -41,8 +42,7 @@ def _both_ways(queries_mat, docs_mat) -> dict[str, float]:
 
 def dense_classic(encoder, coll: CocoCollection) -> dict[str, float]:
     held, rest = split_captions(coll)
-    flat = [c for caps in rest for c in caps]
-    owner = np.repeat(np.arange(len(rest)), [len(c) for c in rest])
+    flat, owner = flatten_sets(rest)
     docs = pool_dense(encoder.embed_text(flat), owner, len(rest))
     return _both_ways(encoder.embed_text(held), docs)
 

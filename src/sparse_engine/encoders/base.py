@@ -82,12 +82,16 @@ class SparseEncoder(ABC):
 
         A document with no captions gets an empty row.
         """
-        flat = [c for captions in caption_sets for c in captions]
-        owner = np.repeat(np.arange(len(caption_sets)), [len(c) for c in caption_sets])
+        flat, owner = flatten_sets(caption_sets)
         if not flat:
             return sp.csr_matrix((len(caption_sets), self.dim), dtype=np.float32)
         rows = self.encode_text(flat).tocsr()
         return pool_rows(rows, owner, len(caption_sets), pooling)
+
+
+def flatten_sets(sets: Sequence[Sequence[str]]) -> tuple[list[str], np.ndarray]:
+    """(every text in one list, the index of the set each came from)."""
+    return [t for texts in sets for t in texts], np.repeat(np.arange(len(sets)), [len(t) for t in sets])
 
 
 def pool_rows(rows: sp.csr_matrix, owner: np.ndarray, n_groups: int, pooling: str = "mean") -> sp.csr_matrix:

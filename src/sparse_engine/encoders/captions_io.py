@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import SparseEngineError
+from .base import flatten_sets
 
 Captions = dict[str, list[str]]
 FORMATS = ("csv", "coco", "jsonl")
@@ -117,12 +118,8 @@ def read_jsonl_captions(path: Path) -> Captions:
 
 def flatten(captions: Captions) -> tuple[list[str], list[int]]:
     """All captions in one list and, for each, the index of its image (in dict order)."""
-    texts: list[str] = []
-    owner: list[int] = []
-    for i, caps in enumerate(captions.values()):
-        texts.extend(caps)
-        owner.extend([i] * len(caps))
-    return texts, owner
+    texts, owner = flatten_sets(list(captions.values()))
+    return texts, owner.tolist()
 
 
 def all_texts(captions: Captions) -> Iterable[str]:

@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import SparseEngineError
-from .base import EncodeReport, SparseEncoder, clean_texts
+from .base import EncodeReport, SparseEncoder, clean_texts, flatten_sets
 
 log = logging.getLogger(__name__)
 
@@ -276,8 +276,7 @@ class SpliceEncoder(SparseEncoder):
         decompositions (5x fewer problems to solve on COCO)."""
         if pooling != "mean":
             return super().encode_caption_sets(caption_sets, pooling)
-        flat = [c for captions in caption_sets for c in captions]
-        owner = np.repeat(np.arange(len(caption_sets)), [len(c) for c in caption_sets])
+        flat, owner = flatten_sets(caption_sets)
         dense = np.zeros((len(caption_sets), self.dense.dim), dtype=np.float32)
         if flat:
             texts, empty = clean_texts(flat)

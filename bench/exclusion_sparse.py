@@ -143,7 +143,6 @@ class SparseBench:
                 specs.append(plan_query(parsed, self.terms, store, opts, cache))
             except SparseEngineError:
                 specs.append(QuerySpec(np.zeros(0, np.int32), np.zeros(0, np.float32), text=q.text))
-        self.refused = sum(s.dims.size == 0 for s in specs)
         return specs
 
     def via_planner(self, k: int = 10, threads: int = 2, **options) -> np.ndarray:

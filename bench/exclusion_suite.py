@@ -5,7 +5,6 @@ import importlib.util
 import time
 from pathlib import Path
 
-import numpy as np
 
 from bench import exclusion_data as data
 from bench import exclusion_report as report

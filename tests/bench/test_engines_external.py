@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from bench.engines_external import DocFilter, LuceneEngine, SeismicEngine, TorchSparseEngine
 from bench.speed import ScipyEngine

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sparse_engine import kernels
+from sparse_engine import kernels, kernels_reference
 from sparse_engine.store import PostingStore
 
 JIT, PLAIN = kernels.jit, kernels
@@ -81,7 +81,7 @@ def test_heap_keeps_best_k_with_ties_by_doc():
 def test_build_postings_matches_lexsort():
     csr = random_impacts(seed=2)
     imps = csr.data.astype(np.uint8)
-    ref = kernels.reference_postings(csr.indptr, csr.indices, imps, csr.shape[1])
+    ref = kernels_reference.reference_postings(csr.indptr, csr.indices, imps, csr.shape[1])
     for mod in (JIT, PLAIN):
         ptr, docs, out_imps = np.zeros(csr.shape[1] + 1, np.int64), np.empty(csr.nnz, np.int32), np.empty(csr.nnz, np.uint8)
         mod.build_postings(csr.indptr.astype(np.int64), csr.indices.astype(np.int32), imps, csr.shape[1], ptr, docs, out_imps)
@@ -113,12 +113,12 @@ def test_topk_kernels_match_scipy(store, seed):
     for i in range(12):
         q = random_query(rng, s.dim, must=i % 3 == 0)
         k = int(rng.choice([1, 5, 10, 40]))
-        want = kernels.reference_topk(impacts, s.scale, *q, k)
+        want = kernels_reference.reference_topk(impacts, s.scale, *q, k)
         for got in (run_exhaustive(JIT, s, q, k), run_saat(JIT, s, q, k)):
             np.testing.assert_array_equal(got[0], want[0])
             np.testing.assert_array_equal(got[1], want[1])
     q = random_query(rng, s.dim, must=True)  # the plain bodies are slow: one query each
-    want = kernels.reference_topk(impacts, s.scale, *q, 10)
+    want = kernels_reference.reference_topk(impacts, s.scale, *q, 10)
     for got in (run_exhaustive(PLAIN, s, q, 10), run_saat(PLAIN, s, q, 10)):
         np.testing.assert_array_equal(got[0], want[0])
 
@@ -137,7 +137,7 @@ def test_saat_approximate_returns_valid_sorted_hits(store):
     rng = np.random.default_rng(5)
     for _ in range(10):
         q = random_query(rng, store.dim)
-        exact = kernels.reference_topk(forward_csr(store), store.scale, *q, store.n_docs)
+        exact = kernels_reference.reference_topk(forward_csr(store), store.scale, *q, store.n_docs)
         docs, scores = run_saat(JIT, store, q, 10, factor=0.5)
         valid = dict(zip(exact[0].tolist(), exact[1].tolist()))
         assert all(valid[d] == sc for d, sc in zip(docs.tolist(), scores.tolist()))  # real scores of allowed docs
@@ -163,6 +163,6 @@ def test_batch_kernel_equals_single_queries(store):
                        q_ptr, q_dims, q_w, v_ptr, v_dims, v_thr, m_ptr, m_dims, 1.0, exhaustive, 4,
                        out_d, out_s, out_n, np.zeros((4, 4), np.int64))  # fmt: skip
         for i, q in enumerate(queries):
-            want = kernels.reference_topk(forward_csr(s), s.scale, *q, 10)
+            want = kernels_reference.reference_topk(forward_csr(s), s.scale, *q, 10)
             np.testing.assert_array_equal(out_d[i, : out_n[i]], want[0])
             np.testing.assert_array_equal(out_s[i, : out_n[i]], want[1])

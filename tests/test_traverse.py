@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sparse_engine import kernels, traverse
+from sparse_engine import kernels_reference, traverse
 from sparse_engine.errors import SparseEngineError
 from sparse_engine.query_spec import QuerySpec
 from sparse_engine.store import PostingStore
@@ -46,7 +46,7 @@ def reference(s, spec, k):
     """scipy on the store's exact weights (not the impacts: those only bound the scores)."""
     dims, w, veto, thr, must = traverse.prepare(s, spec)
     exact = sp.csr_matrix((np.asarray(s.fwd_w, np.float64), s.fwd_dims, s.fwd_ptr), shape=(s.n_docs, s.dim))
-    return kernels.reference_topk(exact, s.scale, dims, w, veto, thr, must, k)
+    return kernels_reference.reference_topk(exact, s.scale, dims, w, veto, thr, must, k)
 
 
 @pytest.mark.parametrize("negative, must", [(False, False), (True, False), (False, True)])

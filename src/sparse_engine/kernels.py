@@ -1,9 +1,9 @@
 """Kernels over flat arrays: each body is written once as plain Python, compiled by ``jit``.
 
 The plain functions run as-is (slowly) in tests; ``jit`` holds the ``numba.njit`` copies, made in
-one place (``_compile``) by re-binding each function's globals to the compiled helpers, so the
-compiled ``exhaustive_topk`` calls the compiled ``heap_push`` and the batch kernel uses
-``numba.prange``. ``reference_*`` are the numpy/scipy twins the tests compare against.
+one place (``njit.compile_module``) by re-binding each function's globals to the compiled helpers,
+so the compiled ``exhaustive_topk`` calls the compiled ``heap_push`` and the batch kernel uses
+``numba.prange``. kernels_reference.py holds the numpy/scipy twins the tests compare against.
 
 Layout (see store.py): postings per dim ``post_ptr`` (int64, dim+1), ``post_docs`` (int32),
 ``post_imps`` (uint8), impact-descending within a dim (ties by doc ascending); the forward
@@ -18,9 +18,9 @@ exact on the unquantised vectors. Only documents with a score > 0 are returned.
 """
 from __future__ import annotations
 
-import types
-
 import numpy as np
+
+from .njit import compile_module
 
 prange = range  # the compiled copies see numba.prange instead
 
@@ -426,75 +426,4 @@ def build_postings(indptr, indices, imps, n_dims, post_ptr, post_docs, post_imps
             post_imps[p] = imps[t]
 
 
-def _prefetch_intrinsic():
-    """``prefetch(arr, i)`` for compiled code: llvm.prefetch of &arr[i] (read, high locality).
-    A prefetch never faults, so an index past the end is harmless."""
-    from llvmlite import ir
-    from numba import types as nbt
-    from numba.core import cgutils
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def prefetch_jit(typingctx, arr, idx):
-        if not isinstance(arr, nbt.Array) or not isinstance(idx, nbt.Integer):
-            return None
-
-        def codegen(context, builder, signature, args):
-            ary = context.make_array(signature.args[0])(context, builder, args[0])
-            ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [args[1]], wraparound=False)
-            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
-            return context.get_dummy_value()
-
-        return nbt.void(arr, idx), codegen
-
-    return prefetch_jit
-
-
-def _compile():
-    import numba
-
-    # Every kernel body of this module (not the numpy twins, not this machinery).
-    skip = {"prefetch", "_prefetch_intrinsic", "_compile"}
-    names = [n for n, f in globals().items() if isinstance(f, types.FunctionType) and f.__module__ == __name__
-             and n not in skip and not n.startswith("reference_")]  # fmt: skip
-    env = dict(globals(), prange=numba.prange, prefetch=_prefetch_intrinsic())
-    out = {}
-    for name in names:
-        f = globals()[name]
-        clone = types.FunctionType(f.__code__, env, name, f.__defaults__, f.__closure__)
-        out[name] = env[name] = numba.njit(nogil=True, cache=True, parallel=name == "batch_topk")(clone)
-    return types.SimpleNamespace(**out)
-
-
-jit = _compile()  # compiled lazily by numba on first call
-
-
-# -- numpy / scipy reference twins --------------------------------------------------------------
-
-
-def reference_postings(indptr, indices, imps, n_dims):
-    """(post_ptr, post_docs, post_imps) by lexsort: dim, then impact descending, then doc."""
-    docs = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-    order = np.lexsort((docs, -imps.astype(np.int64), indices))
-    ptr = np.zeros(n_dims + 1, np.int64)
-    np.cumsum(np.bincount(indices, minlength=n_dims), out=ptr[1:])
-    return ptr, docs[order].astype(np.int32), imps[order]
-
-
-def reference_topk(impacts, scale, dims, weights, veto_dims, veto_thr, must_dims, k):
-    """Exact top-k with scipy from a (n_docs x dim) CSR of weights / scale; (docs, scores)."""
-    q = np.zeros(impacts.shape[1], np.float64)
-    np.add.at(q, dims, weights)
-    x = impacts.astype(np.float64)
-    scores = x @ q
-    alive = scores > 0
-    if len(veto_dims) and veto_thr < np.inf:
-        alive &= ~((x[:, veto_dims].toarray() * scale) > veto_thr).any(axis=1)
-    if len(must_dims):
-        alive &= np.diff(x[:, must_dims].tocsr().indptr) > 0
-    docs = np.flatnonzero(alive)
-    order = np.lexsort((docs, -scores[docs]))[:k]
-    return docs[order].astype(np.int64), (scores[docs[order]] * scale).astype(np.float32)
+jit = compile_module(globals(), parallel=frozenset({"batch_topk"}))  # compiled lazily by numba on first call

@@ -4,7 +4,8 @@ import pytest
 from sparse_engine.encoders import create_dense_encoder
 from sparse_engine.encoders.captions_io import flatten
 from sparse_engine.encoders.spine import SpineConfig
-from sparse_engine.encoders.train import (TrainOptions, fit_spine, info_nce, load_training_captions,
+from sparse_engine.encoders.losses import info_nce
+from sparse_engine.encoders.train import (TrainOptions, fit_spine, load_training_captions,
                                           positive_partners, sr_sparsity, train_sr)
 from sparse_engine.errors import SparseEngineError
 
@@ -52,3 +53,37 @@ def test_sr_training_reduces_loss_and_is_sparse(shared_data):
     assert history[-1]["contrast"] < history[0]["contrast"]
     stats = sr_sparsity(net, x, table, texts, opts, "cpu")
     assert 0 < stats["sr_nnz_mean"] <= opts.top_k + stats["caption_mask_dims_mean"] + 1e-6
+
+
+def test_row_pearson_matches_numpy():
+    import torch
+
+    from sparse_engine.encoders.losses import _row_pearson
+
+    rng = np.random.default_rng(0)
+    s, t = rng.normal(size=(5, 40)), rng.normal(size=(5, 40))
+    t[0] = 3 * s[0] + 1  # same ranking and spacing, other scale: correlation 1
+    got = _row_pearson(torch.from_numpy(s), torch.from_numpy(t)).numpy()
+    want = [np.corrcoef(a, b)[0, 1] for a, b in zip(s, t)]
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    assert got[0] == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_distillation_term_raises_the_correlation_with_the_dense_model(shared_data):
+    from sparse_engine.encoders.train import WordQueries
+
+    captions = load_training_captions(shared_data / "flickr8k" / "captions.csv", max_images=200)
+    texts, owner = flatten(captions)
+    base = TrainOptions(captions="", out="", dims=64, top_k=8, epochs=4, device="cpu", lambda_word=0.0,
+                        spine=SpineConfig(epochs=10, max_dims_per_word=6))
+    table, _, report = fit_spine(texts, base.check(), "cpu")
+    dense = create_dense_encoder("minilm", device="cpu")
+    x = dense.embed_text(texts)
+    vocab = table.vocab[: report["vocab_size"]]
+    words = WordQueries.build(vocab, texts, table, dense.embed_text(vocab))
+    opts = TrainOptions(**{**base.__dict__, "lambda_distill": 1.0, "distill_words": 64}).check()
+    _, history, _ = train_sr(x, np.asarray(owner), table, texts, opts, "cpu", words=words)
+    assert "distill" in history[0] and "word" not in history[0]
+    assert 0.0 <= history[-1]["distill"] < history[0]["distill"] <= 2.0  # 1 - correlation falls
+    assert "distill" not in train_sr(x, np.asarray(owner), table, texts, base, "cpu", words=words)[1][0]

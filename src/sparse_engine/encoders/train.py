@@ -23,6 +23,7 @@ from . import spine as spine_mod
 from .base import DenseEncoder, to_nonnegative_csr, unit_rows
 from .captions_io import Captions, flatten, read_captions
 from .masks import SpineTable
+from .losses import sr_batch_loss
 from .sr_model import (CONFIG_FILE, DEFAULT_TOP_K, FORMAT_VERSION, LABELS_FILE, MODEL_TYPE, build_net,
                        save_net, sparse_codes)
 
@@ -43,6 +44,8 @@ class TrainOptions:
     tau: float = 0.05
     lambda_align: float = 1.0
     lambda_word: float = 1.0  # word -> caption InfoNCE (0 = off)
+    lambda_distill: float = 0.0  # word <-> caption similarities correlate with the dense model's (0 = off)
+    distill_words: int = 256  # random vocabulary words per batch for the distillation term
     caption_spine_weight: float = 1.0  # γ of encode_text (see sr_model); 0 = SR alone
     extend_vocab: int = 50_000  # GloVe words coded beyond the captions' own (0 = none)
     caption_masks: bool = True
@@ -60,7 +63,8 @@ class TrainOptions:
                 raise SparseEngineError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.tau <= 0:
             raise SparseEngineError(f"--tau must be positive, got {self.tau}")
-        for name in ("lambda_contrast", "lambda_align", "lambda_word", "caption_spine_weight", "extend_vocab"):
+        for name in ("lambda_contrast", "lambda_align", "lambda_word", "lambda_distill", "caption_spine_weight",
+                     "extend_vocab"):
             if getattr(self, name) < 0:
                 raise SparseEngineError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.spine.epochs <= 0:
@@ -146,17 +150,6 @@ def positive_partners(owner: np.ndarray, rng: np.random.Generator) -> tuple[np.n
     return np.concatenate(anchors), np.concatenate(partners)
 
 
-def info_nce(a, b, tau: float):
-    """Symmetric InfoNCE over cosine similarities; row i of ``a`` matches row i of ``b``."""
-    import torch
-
-    a = torch.nn.functional.normalize(a, dim=1, eps=1e-8)
-    b = torch.nn.functional.normalize(b, dim=1, eps=1e-8)
-    logits = a @ b.T / tau
-    target = torch.arange(len(a), device=a.device)
-    return 0.5 * (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target))
-
-
 @dataclass
 class WordQueries:
     """The training vocabulary as one-word queries: what the word InfoNCE term trains on.
@@ -170,6 +163,7 @@ class WordQueries:
     x: np.ndarray  # (n_words, k) dense rows of the words
     masks: sp.csr_matrix | None  # (n_words, d) the words' caption masks (None without masks)
     uses: sp.csr_matrix  # (n_captions, n_words) 1 where the caption contains the word
+    vecs: sp.csr_matrix | None = None  # (n_words, d) the words' SPINE vectors
 
     @classmethod
     def build(cls, words: list[str], texts: list[str], table: SpineTable, x: np.ndarray,
@@ -182,46 +176,13 @@ class WordQueries:
                 cols.append(j)
         uses = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(texts), len(words)))
         masks = table.caption_masks(words) if caption_masks else None
-        return cls(np.ascontiguousarray(x, dtype=np.float32), masks, uses)
+        return cls(np.ascontiguousarray(x, dtype=np.float32), masks, uses, table.caption_vectors(words))
 
     def pick(self, captions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One random word of each caption, -1 for a caption with none."""
         lo, hi = self.uses.indptr[captions], self.uses.indptr[captions + 1]
         offset = np.floor(rng.random(len(captions)) * (hi - lo)).astype(np.int64)
         return np.where(hi > lo, self.uses.indices[np.minimum(lo + offset, max(len(self.uses.indices) - 1, 0))], -1)
-
-
-def sr_batch_loss(net, xa, xb, mask_a, mask_b, vec_a, opts: TrainOptions, word_terms=None) -> dict:
-    """Loss terms of one batch of caption pairs (a: anchors, b: their partners).
-
-    ``word_terms``: (dense rows, masks, positives) of one word per anchor, or None.
-    """
-    import torch
-
-    sr_a, e_a = sparse_codes(net, xa, opts.top_k, mask_a)
-    sr_b, _ = sparse_codes(net, xb, opts.top_k, mask_b)
-    recon = torch.mean(torch.sum((net["dec"](sr_a) - xa) ** 2, dim=1))
-    contrast = info_nce(sr_a, sr_b, opts.tau)
-    has_words = (vec_a.abs().sum(dim=1) > 0).float()
-    cos = torch.nn.functional.cosine_similarity(e_a, vec_a, dim=1, eps=1e-8)
-    align = torch.sum((1.0 - cos) * has_words) / has_words.sum().clamp(min=1.0)
-    total = recon + opts.lambda_contrast * contrast + opts.lambda_align * align
-    terms = {"reconstruction": recon, "contrast": contrast, "align": align}
-    if word_terms is not None:
-        terms["word"] = word_info_nce(net, sr_a, *word_terms, opts)
-        total = total + opts.lambda_word * terms["word"]
-    return {"loss": total, **terms}
-
-
-def word_info_nce(net, sr_captions, word_x, word_masks, positives, opts: TrainOptions):
-    """Multi-positive InfoNCE: each word against the batch's captions (positives: those containing it)."""
-    import torch
-
-    sr_w, _ = sparse_codes(net, word_x, opts.top_k, word_masks)
-    a = torch.nn.functional.normalize(sr_w, dim=1, eps=1e-8)
-    b = torch.nn.functional.normalize(sr_captions, dim=1, eps=1e-8)
-    log_p = (a @ b.T / opts.tau).log_softmax(dim=1)
-    return torch.mean(-(log_p * positives).sum(dim=1) / positives.sum(dim=1))
 
 
 def _rows(matrix: sp.csr_matrix | None, idx: np.ndarray, device: str, dtype):
@@ -248,6 +209,17 @@ def _word_terms(words: WordQueries | None, anchors: np.ndarray, rng, device: str
             torch.from_numpy(positives.astype(np.float32)).to(device))
 
 
+def _distill_terms(words: WordQueries | None, opts: TrainOptions, rng, device: str):
+    """(dense rows, masks, SPINE vectors) of ``opts.distill_words`` random vocabulary words, or None."""
+    import torch
+
+    if words is None or opts.lambda_distill <= 0:
+        return None
+    chosen = rng.choice(len(words.x), size=min(opts.distill_words, len(words.x)), replace=False)
+    return (torch.from_numpy(words.x[chosen]).to(device), _rows(words.masks, chosen, device, torch.bool),
+            _rows(words.vecs, chosen, device, torch.float32))
+
+
 def train_sr(x: np.ndarray, owner: np.ndarray, table: SpineTable, texts: list[str], opts: TrainOptions,
              device: str, on_epoch: EpochHook | None = None, words: WordQueries | None = None):
     """Train the SR encoder/decoder; returns (net, per-epoch mean losses, seconds per epoch)."""
@@ -259,7 +231,7 @@ def train_sr(x: np.ndarray, owner: np.ndarray, table: SpineTable, texts: list[st
     vecs = table.caption_vectors(texts)
     masks = table.caption_masks(texts) if opts.caption_masks else None
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
-    words = words if opts.lambda_word > 0 else None
+    words = words if opts.lambda_word > 0 or opts.lambda_distill > 0 else None
     history, seconds = [], []
     for epoch in range(opts.epochs):
         started = time.perf_counter()
@@ -273,7 +245,8 @@ def train_sr(x: np.ndarray, owner: np.ndarray, table: SpineTable, texts: list[st
                 continue  # InfoNCE needs an in-batch negative
             terms = sr_batch_loss(net, data[a], data[b], _rows(masks, a, device, torch.bool),
                                   _rows(masks, b, device, torch.bool), _rows(vecs, a, device, torch.float32), opts,
-                                  _word_terms(words, a, rng, device))  # fmt: skip
+                                  _word_terms(words if opts.lambda_word > 0 else None, a, rng, device),
+                                  _distill_terms(words, opts, rng, device))  # fmt: skip
             opt.zero_grad()
             terms["loss"].backward()
             opt.step()
@@ -382,7 +355,8 @@ def train_model(opts: TrainOptions, progress=None) -> dict:
     x, dense = embed_captions(opts.base, texts, device)
     vocab = table.vocab[: spine_report["vocab_size"]]  # the captions' own words, not the extension
     vocab_x = dense.embed_text(vocab)
-    words = WordQueries.build(vocab, texts, table, vocab_x, opts.caption_masks) if opts.lambda_word > 0 else None
+    wanted = opts.lambda_word > 0 or opts.lambda_distill > 0
+    words = WordQueries.build(vocab, texts, table, vocab_x, opts.caption_masks) if wanted else None
     hook = _hook(progress, "SR", opts.epochs)
     net, history, seconds = train_sr(x, np.asarray(owner), table, texts, opts, device, hook, words)
     labels = sr_dim_labels(net, table, vocab, vocab_x, texts, opts, device, labels)

@@ -3,7 +3,7 @@
 Stages (each a function, so tests and the CLI can run them apart):
 ``load_training_captions`` → ``fit_spine`` (vocabulary, SPINE codes, dim labels) → ``embed_captions``
 (dense rows from the shared cache) → ``train_sr`` (reconstruction + InfoNCE + word InfoNCE +
-alignment, see ``sr_model``) → ``write_model_dir``. ``train_model`` chains them. Runs on CUDA when
+alignment, optionally distillation: losses.py) → ``write_model_dir``. ``train_model`` chains them. Runs on CUDA when
 present, else CPU.
 Progress goes to stderr through rich.
 """

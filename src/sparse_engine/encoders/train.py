@@ -3,8 +3,8 @@
 Stages (each a function, so tests and the CLI can run them apart):
 ``load_training_captions`` → ``fit_spine`` (vocabulary, SPINE codes, dim labels) → ``embed_captions``
 (dense rows from the shared cache) → ``train_sr`` (reconstruction + InfoNCE + word InfoNCE +
-alignment, optionally distillation: losses.py) → ``write_model_dir``. ``train_model`` chains them. Runs on CUDA when
-present, else CPU.
+alignment, optionally distillation: losses.py) → ``write_model_dir``. ``train_model`` chains them.
+Runs on CUDA when present, else CPU.
 Progress goes to stderr through rich.
 """
 from __future__ import annotations
@@ -56,6 +56,11 @@ class TrainOptions:
     fp16: bool = True
     label_words: int = 8
     spine: spine_mod.SpineConfig = field(default_factory=spine_mod.SpineConfig)
+
+    @property
+    def uses_words(self) -> bool:
+        """Whether a loss term trains on one-word queries (WordQueries)."""
+        return self.lambda_word > 0 or self.lambda_distill > 0
 
     def check(self) -> "TrainOptions":
         for name in ("dims", "epochs", "batch_size", "top_k"):
@@ -193,11 +198,11 @@ def _rows(matrix: sp.csr_matrix | None, idx: np.ndarray, device: str, dtype):
     return torch.from_numpy(matrix[idx].toarray()).to(device=device, dtype=dtype)
 
 
-def _word_terms(words: WordQueries | None, anchors: np.ndarray, rng, device: str):
+def _word_terms(words: WordQueries | None, opts: TrainOptions, anchors: np.ndarray, rng, device: str):
     """(dense rows, masks, positives) for one word per anchor caption, or None."""
     import torch
 
-    if words is None:
+    if words is None or opts.lambda_word <= 0:
         return None
     picked = words.pick(anchors, rng)
     has = picked >= 0
@@ -231,7 +236,6 @@ def train_sr(x: np.ndarray, owner: np.ndarray, table: SpineTable, texts: list[st
     vecs = table.caption_vectors(texts)
     masks = table.caption_masks(texts) if opts.caption_masks else None
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
-    words = words if opts.lambda_word > 0 or opts.lambda_distill > 0 else None
     history, seconds = [], []
     for epoch in range(opts.epochs):
         started = time.perf_counter()
@@ -245,7 +249,7 @@ def train_sr(x: np.ndarray, owner: np.ndarray, table: SpineTable, texts: list[st
                 continue  # InfoNCE needs an in-batch negative
             terms = sr_batch_loss(net, data[a], data[b], _rows(masks, a, device, torch.bool),
                                   _rows(masks, b, device, torch.bool), _rows(vecs, a, device, torch.float32), opts,
-                                  _word_terms(words if opts.lambda_word > 0 else None, a, rng, device),
+                                  _word_terms(words, opts, a, rng, device),
                                   _distill_terms(words, opts, rng, device))  # fmt: skip
             opt.zero_grad()
             terms["loss"].backward()
@@ -355,8 +359,7 @@ def train_model(opts: TrainOptions, progress=None) -> dict:
     x, dense = embed_captions(opts.base, texts, device)
     vocab = table.vocab[: spine_report["vocab_size"]]  # the captions' own words, not the extension
     vocab_x = dense.embed_text(vocab)
-    wanted = opts.lambda_word > 0 or opts.lambda_distill > 0
-    words = WordQueries.build(vocab, texts, table, vocab_x, opts.caption_masks) if wanted else None
+    words = WordQueries.build(vocab, texts, table, vocab_x, opts.caption_masks) if opts.uses_words else None
     hook = _hook(progress, "SR", opts.epochs)
     net, history, seconds = train_sr(x, np.asarray(owner), table, texts, opts, device, hook, words)
     labels = sr_dim_labels(net, table, vocab, vocab_x, texts, opts, device, labels)

@@ -20,9 +20,10 @@ weight on a veto dim exceeds the threshold) and ``must_dims``. Engines here: our
 sparse, Seismic, Lucene): ``engines()`` merges them in, and they run when named in ``--engines``.
 
 ``--collection coco`` replaces the synthetic vectors by real ones: the 5,000 COCO val2017 images
-as documents (their captions encoded by the shipped ``sr-minilm``, pooled and L2-normalised, as
-``sparse-engine index`` stores them) and ``--queries`` of the exclusion benchmark's "A -B" label
-pairs, planned by the engine's planner with the ``veto`` strategy (plain: A alone).
+as documents (their captions encoded by the shipped ``sr-minilm``, pooled and L2-normalised, plus
+the caption-word dims, as ``sparse-engine index`` stores them) and ``--queries`` of the exclusion
+benchmark's "A -B" label pairs, planned by the engine's planner with the ``veto`` strategy (plain:
+A alone; excl: the word veto, which Seismic and Lucene apply by over-fetching and filtering).
 
 Per engine and query set (plain: include dims only; excl: plus a veto on 2-4 popular dims):
 build time, index bytes on disk (or in memory where an engine keeps none), single-query latency
@@ -252,19 +253,21 @@ def coco_collection(n_queries: int, seed: int) -> Collection:
     from sparse_engine.encoders.base import unit_rows
     from sparse_engine.planner import PlanOptions, plan_query
     from sparse_engine.query_parser import ParsedQuery
+    from sparse_engine.words import WordChannel
 
     coll = load_coco(DEFAULT_DATA)
     encoder = create_encoder("sr-minilm")
-    docs = unit_rows(encoder.encode_caption_sets(coll.captions))
+    words = WordChannel.build(coll.captions, encoder.dim)  # as `sparse-engine index` stores them
+    docs = words.attach(unit_rows(encoder.encode_caption_sets(coll.captions)), coll.captions)
     store = PostingStore.build(docs)
     pairs = label_pair_queries(coll)
     pick = np.random.default_rng(seed).choice(len(pairs), min(n_queries, len(pairs)), replace=False)
     plain, excl = [], []
     for i in sorted(pick.tolist()):
         q = pairs[i]
-        plain.append(plan_query(ParsedQuery(include=q.include), encoder, store, PlanOptions()))
+        plain.append(plan_query(ParsedQuery(include=q.include), encoder, store, PlanOptions(), words=words))
         excl.append(plan_query(ParsedQuery(include=q.include, exclude=q.exclude), encoder, store,
-                               PlanOptions(strategy="veto")))  # fmt: skip
+                               PlanOptions(strategy="veto"), words=words))  # fmt: skip
     return Collection(docs, plain, excl, np.zeros(docs.shape[1]))
 
 

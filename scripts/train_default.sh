@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the shipped default encoder src/sparse_engine/models/sr-minilm (fp16 weights).
 # Trains on the Flickr8k captions only (never on COCO val2017, the exclusion benchmark).
-# CPU, 2 cores: about 100 s once the MiniLM caption embeddings are cached (SPINE ~37 s, SR ~5.6
+# CPU, 2 cores: about 2 min once the MiniLM caption embeddings are cached (SPINE ~35 s, SR ~9
 # s/epoch), plus ~6 min to embed the 40,455 captions the first time; uses CUDA when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,6 @@ CAPTIONS="${CAPTIONS:-../shared/data/flickr8k/captions.csv}"
 OUT="${OUT:-src/sparse_engine/models/sr-minilm}"
 export HF_HUB_OFFLINE=1
 sparse-engine train --base minilm --captions "$CAPTIONS" --out "$OUT" \
-  --dims 1000 --top-k 32 --epochs 10 --lambda-contrast 1.0 --lambda-align 1.0 --lambda-word 1.0 \
-  --caption-spine-weight 1.0 --tau 0.05 --seed 0 --spine-epochs 200 --spine-rho 0.02 \
+  --dims 1000 --top-k 64 --epochs 10 --lambda-contrast 1.0 --lambda-align 1.0 --lambda-word 1.0 --lambda-distill 1.0 \
+  --caption-spine-weight 0.0 --tau 0.05 --seed 0 --spine-epochs 200 --spine-rho 0.02 \
   --spine-dims-per-word 6 --extend-vocab 50000 --min-count 2 "$@"

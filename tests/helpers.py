@@ -32,6 +32,8 @@ WORDS = {
     "street": {"street": 1.0}, "basketball": {"basketball": 1.0, "ball": 0.5, "sport": 0.6},
     "sports": {"sport": 1.0}, "hot dog": {"food": 1.0, "bun": 0.6}, "bun": {"bun": 1.0, "food": 0.4},
 }  # fmt: skip
+# term -> other words annotators use for it (what an SR model mines from its training captions)
+REALIZATIONS = {"person": ["man", "woman"], "dog": ["puppy"]}
 
 
 class ToyEncoder(SparseEncoder):
@@ -95,6 +97,9 @@ class ToyEncoder(SparseEncoder):
 
     def dim_labels(self) -> list[list[str]]:
         return [[c, f"{c}s"] for c in self.concepts]
+
+    def realizations(self, term: str) -> list[str]:
+        return list(REALIZATIONS.get(term, []))
 
 
 def _factory(variant: str, kwargs: dict) -> ToyEncoder:
@@ -162,6 +167,18 @@ def toy_store(encoder: ToyEncoder | None = None, docs=TOY_DOCS):
     encoder = encoder or ToyEncoder()
     vectors = encoder.encode_caption_sets([c for _, _, c in docs]).tocsr()
     return PostingStore.build(vectors), vectors
+
+
+def toy_word_store(encoder: ToyEncoder | None = None, docs=TOY_DOCS, weight: float = 0.6):
+    """(store, word channel) as ``sparse-engine index`` builds them: unit concept rows + caption words."""
+    from sparse_engine.encoders.base import unit_rows
+    from sparse_engine.store import PostingStore
+    from sparse_engine.words import WordChannel
+
+    encoder = encoder or ToyEncoder()
+    captions = [c for _, _, c in docs]
+    words = WordChannel.build(captions, encoder.dim, weight)
+    return PostingStore.build(words.attach(unit_rows(encoder.encode_caption_sets(captions)), captions)), words
 
 
 def build_toy_index(tmp_path: Path, name: str = "index", **kwargs) -> Path:

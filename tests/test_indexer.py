@@ -137,3 +137,32 @@ def test_killed_build_leaves_old_index(tmp_path):
     assert [r.doc_id for r in results][:1] == ["d05"]
     build_index(tmp_path / "collection", index, encoder="toy:v1")  # the next build cleans up
     assert not tmp_dir.exists()
+
+
+def test_caption_words_in_the_index(tmp_path):
+    from sparse_engine.words import WordChannel
+
+    root = make_collection(tmp_path / "c")
+    build_index(root, tmp_path / "idx", encoder=ToyEncoder())
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    words = WordChannel.load(tmp_path / "idx", manifest["words"])
+    assert manifest["words"]["offset"] == ToyEncoder().dim and manifest["words"]["weight"] == 0.8
+    assert manifest["store"]["dim"] == ToyEncoder().dim + words.n_terms
+    assert {"frisbee", "cheese", "red car"} - set(words.terms) == {"red car"}  # a phrase of one document
+    assert "the" not in words.terms and "hot dog" not in words.terms
+    searcher = Searcher(tmp_path / "idx")
+    assert [r.doc_id for r in searcher.search("cheese", k=5)] == ["d05"]  # a word only the captions know
+    # images only: no captions, no caption words; --words 0: none either
+    image_only = build_index(root, tmp_path / "img", encoder=ToyEncoder(), by="image")
+    assert "words" not in image_only.manifest and image_only.manifest["store"]["dim"] == ToyEncoder().dim
+    assert "words" not in build_index(root, tmp_path / "w0", encoder=ToyEncoder(), words=0.0).manifest
+    with pytest.raises(SparseEngineError, match="caption-word weight must be a number >= 0"):
+        build_index(root, tmp_path / "bad", encoder=ToyEncoder(), words=-1.0)
+
+
+def test_tampered_caption_words_are_refused(tmp_path):
+    build_index(make_collection(tmp_path / "c"), tmp_path / "idx", encoder=ToyEncoder())
+    path = tmp_path / "idx" / "words.json"
+    path.write_text(path.read_text().replace("frisbee", "frisbeee"))
+    with pytest.raises(SparseEngineError, match="words.json fails its checksum"):
+        Searcher(tmp_path / "idx")

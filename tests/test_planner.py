@@ -123,7 +123,7 @@ def test_veto_threshold_keeps_weak_b(store_and_vectors):
 
 def test_subtract_negative_weights(store_and_vectors):
     store, _ = store_and_vectors
-    spec = plan_query(parse_query("dog -frisbee"), ENC, store, PlanOptions(strategy="subtract", alpha=2.0))
+    spec = plan_query(parse_query("dog -frisbee"), ENC, store, PlanOptions(strategy="subtract", alpha=2.0, context_weight=0.0))
     w = dict(zip(spec.dims.tolist(), spec.weights.tolist()))
     # term vectors are unit length: dog = (1, 0.4) / |.|, frisbee = (1, 0.5) / |.|
     assert w[DIM["dog"]] == pytest.approx(1 / np.hypot(1, 0.4))
@@ -179,3 +179,85 @@ def test_option_and_dim_errors(store_and_vectors):
         PlanOptions().with_overrides(nope=1)
     with pytest.raises(SparseEngineError, match="has 10 dims but the index has 18"):
         plan_query("dog", ToyEncoder("small", CONCEPTS[:10]), store)
+
+
+# -- caption words ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def word_store():
+    from helpers import toy_word_store
+
+    return toy_word_store(ENC)
+
+
+def word_ids(store, spec, k=12):
+    return ids(traverse.search(store, spec, k=k)[0])
+
+
+def test_word_veto_drops_documents_whose_captions_name_b(word_store):
+    store, words = word_store
+    spec = plan_query("dog -frisbee", ENC, store, PlanOptions(), words=words)
+    assert spec.veto_threshold == 0.0
+    assert set(spec.veto_dims.tolist()) == set(words.dims(["frisbee"]).tolist())
+    got = word_ids(store, spec)
+    assert "d00" not in got and "d06" not in got and {"d01", "d02", "d11"} <= set(got)
+
+
+def test_word_veto_uses_realizations_but_spares_a(word_store):
+    store, words = word_store
+    spec = plan_query("pizza -person", ENC, store, PlanOptions(), words=words)
+    assert set(words.dims(["man", "person"]).tolist()) <= set(spec.veto_dims.tolist())
+    assert word_ids(store, spec)[0] == "d05"  # d04's captions say "man" and "person"
+    spared = plan_query("man -person", ENC, store, PlanOptions(strategy="veto"), words=words)
+    assert not set(words.dims(["man"]).tolist()) & set(spared.veto_dims.tolist())
+
+
+def test_concept_veto_when_asked_or_when_no_caption_names_b(word_store):
+    store, words = word_store
+    spec = plan_query("dog -frisbee", ENC, store, PlanOptions(veto_source="concepts"), words=words)
+    assert spec.veto_threshold == PlanOptions().veto_threshold and (spec.veto_dims < ENC.dim).all()
+    assert DIM["frisbee"] in spec.veto_dims
+    unnamed = plan_query("pizza -woman", ENC, store, PlanOptions(), words=words)  # no caption says "woman"
+    assert unnamed.veto_threshold == PlanOptions().veto_threshold and unnamed.veto_dims.tolist() == [DIM["person"]]
+
+
+def test_caption_words_make_terms_the_encoder_does_not_know_searchable(word_store):
+    store, words = word_store
+    spec = plan_query("cheese", ENC, store, PlanOptions(), words=words)  # the toy encoder has no "cheese"
+    assert word_ids(store, spec) == ["d05"]
+    plain, _ = toy_store(ENC)
+    with pytest.raises(SparseEngineError, match="no known concepts"):
+        plan_query("cheese", ENC, plain, PlanOptions())
+    with pytest.raises(SparseEngineError, match="caption words but the index has"):
+        plan_query("dog", ENC, plain, PlanOptions(), words=words)
+
+
+def test_context_subtracts_b_s_documents_but_not_a_itself(word_store):
+    store, words = word_store
+    opts = dict(strategy="subtract")
+    base = plan_query("dog -frisbee", ENC, store, PlanOptions(context_weight=0.0, **opts), words=words)
+    ctx = plan_query("dog -frisbee", ENC, store, PlanOptions(context_weight=1.0, **opts), words=words)
+    a = words.extend(ENC.encode_text(["dog"]).toarray()[0] / np.linalg.norm(ENC.encode_text(["dog"]).toarray()), "dog")
+    for spec in (base, ctx):  # orthogonal negation: the query's part along A is A
+        q = np.zeros(store.dim)
+        q[spec.dims] = spec.weights
+        assert q @ a == pytest.approx(a @ a, rel=1e-5)
+    w0, w1 = dict(zip(base.dims.tolist(), base.weights)), dict(zip(ctx.dims.tolist(), ctx.weights))
+    assert w1[DIM["toy"]] < w0[DIM["toy"]]  # frisbee's documents carry "toy": pushed further down
+    assert w1[DIM["grass"]] < w0.get(DIM["grass"], 0.0)  # and the grass they are played on
+    with pytest.raises(SparseEngineError, match="non-negative"):
+        PlanOptions(context_weight=-1).checked()
+
+
+def test_orthogonal_negation_keeps_a_when_b_is_a_kind_of_a(store_and_vectors):
+    """"dog -puppy": puppy lies almost along dog; plain subtraction would cancel the query."""
+    store, _ = store_and_vectors
+    opts = dict(strategy="subtract", context_weight=0.0)
+    plain = plan_query("dog -puppy", ENC, store, PlanOptions(orthogonal=False, **opts))
+    orth = plan_query("dog -puppy", ENC, store, PlanOptions(**opts))
+    w_plain, w_orth = dict(zip(plain.dims.tolist(), plain.weights)), dict(zip(orth.dims.tolist(), orth.weights))
+    assert w_plain[DIM["dog"]] < 0.2 * w_orth[DIM["dog"]]  # dog 0.8 vs puppy: almost nothing left
+    # what goes is puppy's own part (more animal, less dog than "dog"): dog's weight rises, animal's falls
+    assert w_orth[DIM["dog"]] > 1 / np.hypot(1, 0.4) and 0 < w_orth[DIM["animal"]] < 0.4 / np.hypot(1, 0.4)
+    assert ids(traverse.search(store, orth, k=3)[0])[0] in {"d02", "d11", "d00"}  # a dog, not a cat

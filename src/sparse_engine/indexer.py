@@ -7,7 +7,9 @@ A collection is a folder of images (searched recursively) with optional captions
 strongest evidence from either source, and a concept both agree on is not counted twice.
 Document rows are stored L2-normalised, so a score is a cosine: a document with many concepts
 (five long captions) does not outscore a focused one just by its length (measured on the COCO
-exclusion benchmark: AP@10 0.81 → 0.90 for the same vectors).
+exclusion benchmark: AP@10 0.81 → 0.90 for the same vectors). With captions (``by`` captions or
+both) the rows also carry the caption-word channel (words.py: one dim per caption term after
+the concept dims, ``words`` = λ; 0 turns it off).
 
 The build writes ``INDEX.tmp-<pid>/`` beside ``INDEX`` and swaps it in with ``os.rename``: a
 failed or killed build leaves the old index untouched.
@@ -30,6 +32,8 @@ import scipy.sparse as sp
 from .docmeta import DocMeta, write_docmeta
 from .encoders.base import EncodeReport, SparseEncoder, unit_rows
 from .errors import SparseEngineError
+from .words import DEFAULT_WEIGHT as DEFAULT_WORD_WEIGHT
+from .words import WordChannel
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +238,7 @@ def build_index(
     backends: Sequence[str] = ("numba",),
     progress: Progress | None = None,
     batch_size: int = 256,
+    words: float = DEFAULT_WORD_WEIGHT,
 ) -> BuildReport:
     """Index ``collection`` into ``index_dir`` (replaced atomically). See the module docstring."""
     start = time.perf_counter()
@@ -243,6 +248,8 @@ def build_index(
         raise SparseEngineError(f"backends must be ('numba',) or ('numba', 'lucene'), got {tuple(backends)}")
     if not root.is_dir():
         raise SparseEngineError(f"collection folder '{collection}' does not exist")
+    if not (np.isfinite(words) and words >= 0):
+        raise SparseEngineError(f"the caption-word weight must be a number >= 0, got {words}")
     _check_target(index_dir)
     docs = collect(root)
     if not docs:
@@ -271,7 +278,11 @@ def build_index(
         if not keep:
             raise SparseEngineError(f"no document of {root} could be encoded ({len(report.failed)} bad images)")
         vectors, docs = vectors[keep], [docs[i] for i in keep]
-        manifest = write_index_files(tmp, enc, spec, by, vectors, docs, backends, progress)
+        channel = None
+        if words > 0 and by in ("captions", "both"):
+            channel = WordChannel.build([d.captions for d in docs], enc.dim, words)
+            vectors = channel.attach(vectors, [d.captions for d in docs])
+        manifest = write_index_files(tmp, enc, spec, by, vectors, docs, backends, progress, channel)
         manifest["collection"] = str(root)
         manifest["report"] = {"failed": report.failed, "skipped": skipped}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -283,8 +294,10 @@ def build_index(
 
 
 def write_index_files(tmp: Path, encoder: SparseEncoder, spec: str, by: str, vectors: sp.csr_matrix,
-                      docs: list[DocMeta], backends: Sequence[str], progress: Progress | None) -> dict:  # fmt: skip
-    """Write postings, doc metadata and (optionally) the Lucene index into ``tmp``; return the manifest."""
+                      docs: list[DocMeta], backends: Sequence[str], progress: Progress | None,
+                      words: WordChannel | None = None) -> dict:  # fmt: skip
+    """Write postings, doc metadata, the caption words and (optionally) the Lucene index into
+    ``tmp``; return the manifest."""
     from .store import PostingStore
 
     docs_fragment = write_docmeta(tmp, docs)
@@ -305,6 +318,8 @@ def write_index_files(tmp: Path, encoder: SparseEncoder, spec: str, by: str, vec
         "store": store_fragment,
         "docs": docs_fragment,
     }
+    if words is not None:
+        manifest["words"] = words.save(tmp)
     if "lucene" in backends:
         from .lucene_index import build_lucene_index
 

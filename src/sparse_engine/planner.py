@@ -13,16 +13,25 @@ Strategies for "A -B" (A = the include and must terms, B = the exclude terms):
   in the query unless they are B's own main dims too: B's top documents often show A as well
   (frisbees are thrown to dogs), and the pure method then drops A itself ("dog -frisbee" would
   search for cats); set it False for the paper's method as published.
-- ``"veto"`` — A's vector as the query; a document whose weight on one of B's main dims exceeds
-  ``veto_threshold`` is dropped. B's main dims: those covering ``veto_coverage`` of B's own vector,
-  less those covering ``veto_coverage`` of A's (a dim both terms lean on is A's too: vetoing it
-  would drop A's own images).
-- ``"subtract"`` — q = e(A) − alpha · e(B) (negative weights push B's images down).
+- ``"veto"`` — A's vector as the query, and a document veto. On an index with caption words
+  (words.py) a document is dropped when one of its captions names B or one of B's
+  realizations ("-person" also drops "a man riding a horse"), unless the word names A or one of
+  A's too. Without caption words, or when no caption of the collection names B, a document is
+  dropped when its weight on one of B's main dims exceeds ``veto_threshold``. B's main dims:
+  those covering ``veto_coverage`` of B's own concept vector, less those covering
+  ``veto_coverage`` of A's (a dim both terms lean on is A's too: vetoing it would drop A's own
+  images).
+- ``"subtract"`` — q = e(A) − alpha · b, b = e(B) + context_weight · c(B) less its part along
+  e(A) (negative weights push B's images down). c(B), B's *context*: the unit mean concept vector
+  of B's top-K documents (the paper's retrieval step, used softly): "-dining table" then also
+  pushes down the plates and meals that tables carry. Removing b's part along A (orthogonal
+  negation) keeps "sports -baseball" a query for sports, and "pizza -dining table" one for pizza.
 - ``"veto+subtract"`` (default) — both: the subtraction ranks, the veto drops.
 - ``"paper+veto"`` — the paper's query on D1 \\ D2 plus the veto of ``"veto"`` (on B's own
   main dims rather than D2: B's top documents often show A too, and a veto on D2 would drop them).
 
-Term vectors are L2-normalised first, and indexes store L2-normalised documents (indexer.py), so
+Term vectors are L2-normalised first (their concept part; a word channel adds its weight on the
+term's own caption words), and indexes store L2-normalised concept rows (indexer.py), so
 ``alpha`` and ``veto_threshold`` mean the same on every collection: a threshold of 0.3 drops a
 document that puts 0.3 of its unit length on one of B's main dims.
 
@@ -41,10 +50,12 @@ import scipy.sparse as sp
 from .errors import SparseEngineError
 from .query_parser import ParsedQuery, parse_query
 from .query_spec import QuerySpec
+from .words import WordChannel
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("paper", "veto", "subtract", "veto+subtract", "paper+veto")
+VETO_SOURCES = ("words", "concepts")
 PAPER_WEIGHTS = ("query", "docs", "both")
 
 
@@ -52,11 +63,12 @@ PAPER_WEIGHTS = ("query", "docs", "both")
 class PlanOptions:
     """Planner knobs.
 
-    The defaults are the exclusion benchmark's choice (bench/exclusion.py, grid in
-    bench/results/exclusion_results.md, COCO val2017, 3,215 "A -B" queries, sr-minilm): among the
-    strategies' best points, veto+subtract at alpha 0.75, threshold 0.3 ties subtraction alone on
-    AP@10 (0.922 vs 0.923, hard pairs 0.791 vs 0.796) and adds a hard guarantee: a document that
-    puts 0.3 of its length on one of B's own concepts is never shown. Change them here, and only here.
+    The defaults are the exclusion benchmark's choice (bench/exclusion.py, COCO val2017, 3,215
+    "A -B" queries, sr-minilm, documents with caption words: bench/results/exclusion_results.md,
+    "Caption-word grid"): veto+subtract with the word veto, alpha 1.0 and context weight 0.75
+    (with the indexer's word weight 0.8) is the grid point with the largest smallest margin over
+    the best dense baseline across all 20 metrics. ``veto_threshold`` 0.3 and ``veto_coverage`` 0.5
+    only matter for the concept veto (no caption words). Change them here, and only here.
     """
 
     strategy: str = "veto+subtract"
@@ -64,14 +76,19 @@ class PlanOptions:
     coverage: float = 0.5  # t: keep the dims covering this share of the summed magnitude ("paper")
     veto_coverage: float = 0.5  # B's (and A's) main dims for the veto cover this share of its vector
     veto_threshold: float = 0.3  # document weight above which a veto dim drops the document
-    alpha: float = 0.75  # "subtract", "veto+subtract": q = e(A) - alpha * e(B)
+    alpha: float = 1.0  # "subtract", "veto+subtract": q = e(A) - alpha * (e(B) + context_weight * c(B))
+    context_weight: float = 0.75  # weight of B's context c(B) (its top-K documents' concepts, less A's)
     paper_weights: str = "both"  # "query" | "docs" | "both" (see module docstring)
     keep_query_dims: bool = True  # "paper": A's own main dims are not removed unless B's own too
+    orthogonal: bool = True  # "subtract": take away only the part of B (and its context) orthogonal to A
     must_coverage: float = 0.5  # +term: a result must be non-zero on one of the dims covering this share
+    veto_source: str = "words"  # "words": caption words where the index has them (see exclusion_veto)
 
     def checked(self) -> "PlanOptions":
         if self.strategy not in STRATEGIES:
             raise SparseEngineError(f"unknown strategy '{self.strategy}': choose one of {', '.join(STRATEGIES)}")
+        if self.veto_source not in VETO_SOURCES:
+            raise SparseEngineError(f"unknown veto_source '{self.veto_source}': choose one of {', '.join(VETO_SOURCES)}")
         if self.paper_weights not in PAPER_WEIGHTS:
             raise SparseEngineError(
                 f"unknown paper_weights '{self.paper_weights}': choose one of {', '.join(PAPER_WEIGHTS)}"
@@ -80,8 +97,8 @@ class PlanOptions:
             raise SparseEngineError("coverage must be in (0, 1]")
         if self.top_k_docs < 1:
             raise SparseEngineError("top_k_docs must be at least 1")
-        if self.alpha < 0 or self.veto_threshold < 0:
-            raise SparseEngineError("alpha and veto_threshold must be non-negative")
+        if self.alpha < 0 or self.veto_threshold < 0 or self.context_weight < 0:
+            raise SparseEngineError("alpha, context_weight and veto_threshold must be non-negative")
         return self
 
     def with_overrides(self, **overrides) -> "PlanOptions":
@@ -182,42 +199,86 @@ def _check_known(parsed: ParsedQuery, vectors: list[np.ndarray], terms: list[str
             log.warning("no known concepts in %s term '%s': ignored", kind, term)
 
 
+def term_vectors(encoder, terms: Sequence[str], words: WordChannel | None = None) -> list[np.ndarray]:
+    """Each term over the whole store: its unit concept vector, then (with a word channel) the
+    channel's weight on its own caption terms."""
+    vectors = encode_terms(encoder, terms)
+    return [words.extend(v, t) for v, t in zip(vectors, terms)] if words is not None else vectors
+
+
+def exclusion_vector(store, a: np.ndarray, neg_vecs: list[np.ndarray], n_concepts: int, options: PlanOptions,
+                     cache: dict | None = None) -> np.ndarray:  # fmt: skip
+    """What "subtract" takes away: e(B) + context_weight · c(B), where c(B) is the unit mean
+    concept vector of each excluded term's top-K documents, summed. With ``orthogonal``, its part
+    along A is removed first (Widdows' orthogonal negation, 2003): in "sports -baseball" baseball
+    leans on the sports concepts, and subtracting that part would take away the query itself;
+    what stays is what is baseball's own (bats, gloves, diamonds). The veto drops what names it."""
+    out = np.sum(neg_vecs, axis=0, dtype=np.float64) if neg_vecs else np.zeros(store.dim)
+    if options.context_weight > 0:
+        for vec in neg_vecs:
+            if np.any(vec > 0):
+                centroid = np.array(term_dims(store, vec, options, cache)[1], dtype=np.float64)
+                centroid[n_concepts:] = 0.0
+                out += options.context_weight * _unit(centroid)
+    if options.orthogonal:
+        unit_a = _unit(np.asarray(a, dtype=np.float64))
+        out -= max(float(out @ unit_a), 0.0) * unit_a
+    return out
+
+
+def exclusion_veto(a: np.ndarray, neg_vecs: list[np.ndarray], include: Sequence[str], exclude: Sequence[str],
+                   encoder, words: WordChannel | None, options: PlanOptions) -> tuple[np.ndarray, float]:  # fmt: skip
+    """(veto dims, threshold). With caption words (``veto_source="words"``): the word dims of the
+    excluded terms and their realizations, threshold 0 (a caption naming one drops the
+    document); else, or when no caption of the collection names them, B's main concepts less
+    A's, over ``veto_threshold``. Vectors are the whole-store ones; concepts come first."""
+    if words is not None and options.veto_source == "words":
+        dims = words.veto_dims(include, exclude, encoder.realizations)
+        if dims.size:
+            return dims, 0.0
+    d = encoder.dim
+    return veto_dims_for(a[:d], [v[:d] for v in neg_vecs], options), options.veto_threshold
+
+
 def plan_query(parsed: ParsedQuery | str, encoder, store, options: PlanOptions | None = None,
-               cache: dict | None = None) -> QuerySpec:  # fmt: skip
+               cache: dict | None = None, words: WordChannel | None = None) -> QuerySpec:  # fmt: skip
     """Compile ``parsed`` (or a query string) into a QuerySpec for ``store``.
 
     ``cache``: a dict shared by a batch of queries on one store (the "paper" strategies' per-term
-    searches are then done once per distinct term).
+    searches are then done once per distinct term). ``words``: the index's caption-word channel
+    (its dims follow the encoder's), or None for an index without one.
     """
     options = (options or PlanOptions()).checked()
     if isinstance(parsed, str):
         parsed = parse_query(parsed)
-    if encoder.dim != store.dim:
-        raise SparseEngineError(f"encoder '{encoder.name}' has {encoder.dim} dims but the index has {store.dim}")
+    n_words = words.n_terms if words is not None else 0
+    if encoder.dim + n_words != store.dim:
+        extra = f" + {n_words} caption words" if n_words else ""
+        raise SparseEngineError(f"encoder '{encoder.name}' has {encoder.dim} dims{extra} but the index has {store.dim}")
     positive = parsed.positive
-    vectors = encode_terms(encoder, positive + parsed.exclude)
+    vectors = term_vectors(encoder, positive + parsed.exclude, words)
     pos_vecs, neg_vecs = vectors[: len(positive)], vectors[len(positive) :]
     _check_known(parsed, [v for t, v in zip(positive, pos_vecs) if t in parsed.must], parsed.must, "must")
     _check_known(parsed, pos_vecs, positive, "include")
     _check_known(parsed, neg_vecs, parsed.exclude, "exclude")
-    a = np.sum(pos_vecs, axis=0) if pos_vecs else np.zeros(encoder.dim, dtype=np.float32)
+    a = np.sum(pos_vecs, axis=0) if pos_vecs else np.zeros(store.dim, dtype=np.float32)
     if not np.any(a > 0):
         raise SparseEngineError(f"no known concepts in '{' '.join(positive)}': the encoder knows none of these words")
 
     must_dims = np.zeros(0, dtype=np.int32)
     for term, vec in zip(positive, pos_vecs):
         if term in parsed.must:
-            must_dims = np.union1d(must_dims, coverage_dims(vec, options.must_coverage)).astype(np.int32)
+            must_dims = np.union1d(must_dims, coverage_dims(vec[: encoder.dim], options.must_coverage)).astype(np.int32)
 
     # Without exclude terms every strategy is the plain query (no pseudo-relevance drift).
     strategy = options.strategy if neg_vecs else "subtract"
-    veto_dims = np.zeros(0, dtype=np.int32)
+    veto_dims, veto_threshold = np.zeros(0, dtype=np.int32), float("inf")
     if "veto" in strategy:
         # B's own main dims, not D2: B's top docs often show A too (frisbees are thrown to dogs),
         # so vetoing all of D2 would drop A's images along with B's.
-        veto_dims = veto_dims_for(a, neg_vecs, options)
+        veto_dims, veto_threshold = exclusion_veto(a, neg_vecs, positive, parsed.exclude, encoder, words, options)
     if strategy in ("subtract", "veto+subtract"):
-        q = a.astype(np.float64) - options.alpha * (np.sum(neg_vecs, axis=0) if neg_vecs else 0.0)
+        q = a.astype(np.float64) - options.alpha * exclusion_vector(store, a, neg_vecs, encoder.dim, options, cache)
         dims = np.flatnonzero(q).astype(np.int32)
         weights = q[dims]
     elif strategy == "veto":
@@ -251,7 +312,7 @@ def plan_query(parsed: ParsedQuery | str, encoder, store, options: PlanOptions |
         dims=dims,
         weights=np.asarray(weights, dtype=np.float32),
         veto_dims=np.asarray(veto_dims, dtype=np.int32),
-        veto_threshold=options.veto_threshold if veto_dims.size else float("inf"),
+        veto_threshold=veto_threshold if veto_dims.size else float("inf"),
         must_dims=must_dims,
         text=parsed.text,
     )

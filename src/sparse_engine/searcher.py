@@ -21,6 +21,7 @@ from .indexer import FORMAT_VERSION, MANIFEST, recover_and_clean
 from .planner import PlanOptions, plan_query
 from .query_parser import parse_query
 from .query_spec import QuerySpec
+from .words import WordChannel
 
 N_CONCEPTS = 3  # top contributing dims shown per result
 
@@ -106,7 +107,9 @@ class Searcher:
         n = int(self.manifest["n_docs"])
         if self.store.n_docs != n or len(self.docs) != n:
             raise SparseEngineError(f"index '{self.index_dir}' is inconsistent: manifest says {n} documents")
-        if self.store.dim != int(self.manifest["encoder"]["dim"]):
+        self.words = WordChannel.load(self.index_dir, self.manifest["words"]) if "words" in self.manifest else None
+        n_words = self.words.n_terms if self.words is not None else 0
+        if self.store.dim != int(self.manifest["encoder"]["dim"]) + n_words:
             raise SparseEngineError(f"index '{self.index_dir}' store has {self.store.dim} dims, manifest says otherwise")
         if encoder is None:
             from .encoders import create_encoder
@@ -124,12 +127,13 @@ class Searcher:
     @property
     def labels(self) -> list[list[str]]:
         if self._labels is None:
-            self._labels = self.encoder.dim_labels()
+            words = self.words.labels() if self.words is not None else []
+            self._labels = self.encoder.dim_labels() + words
         return self._labels
 
     def plan(self, query: str, cache: dict | None = None, **plan_overrides) -> QuerySpec:
         options = self.options.with_overrides(**plan_overrides) if plan_overrides else self.options
-        return plan_query(parse_query(query), self.encoder, self.store, options, cache)
+        return plan_query(parse_query(query), self.encoder, self.store, options, cache, self.words)
 
     def _results(self, spec: QuerySpec, docs: np.ndarray, scores: np.ndarray) -> list[SearchResult]:
         out = []

@@ -73,7 +73,35 @@ def test_veto_drops_every_document_with_the_excluded_concept(bench):
 def test_matrix_route_equals_the_planner(bench, alpha, threshold):
     """The grids (matrix form) choose the planner's defaults: both must rank alike."""
     strategy = "veto+subtract" if alpha else "veto"
-    planner = bench.via_planner(k=8, strategy=strategy, alpha=alpha or 1.0, veto_threshold=threshold, veto_coverage=0.5)
+    planner = bench.via_planner(k=8, strategy=strategy, alpha=alpha or 1.0, veto_threshold=threshold, veto_coverage=0.5,
+                                context_weight=0.0)
     matrix = bench.veto(k=8, threshold=threshold, coverage=0.5, alpha=alpha)
     np.testing.assert_array_equal(planner, matrix)
-    np.testing.assert_array_equal(bench.via_planner(k=8, strategy="subtract", alpha=0.75), bench.subtract(k=8, alpha=0.75))
+    np.testing.assert_array_equal(bench.via_planner(k=8, strategy="subtract", alpha=0.75, context_weight=0.0),
+                                  bench.subtract(k=8, alpha=0.75))  # fmt: skip
+
+
+@pytest.fixture()
+def word_bench():
+    coll = CocoCollection([f"{i:012d}" for i in range(len(CAPTIONS))], CAPTIONS, [set()] * len(CAPTIONS), VOCAB)
+    queries = [ExclusionQuery(["dog"], ["frisbee"], set()), ExclusionQuery(["cat"], ["dog"], set()),
+               ExclusionQuery(["dog", "park"], ["ball"], set()), ExclusionQuery(["park"], ["dog"], set())]
+    return SparseBench(BowEncoder(), coll, queries, word_weight=0.6)
+
+
+@pytest.mark.parametrize("alpha, context", [(0.5, 0.0), (1.25, 0.5), (1.0, 2.0)])
+def test_matrix_route_equals_the_planner_with_caption_words_and_context(word_bench, alpha, context):
+    planner = word_bench.via_planner(k=8, strategy="veto+subtract", alpha=alpha, context_weight=context)
+    matrix = word_bench.veto(k=8, threshold=0.3, coverage=0.5, alpha=alpha, context_weight=context)
+    np.testing.assert_array_equal(planner, matrix)
+    np.testing.assert_array_equal(word_bench.via_planner(k=8, strategy="subtract", alpha=alpha, context_weight=context),
+                                  word_bench.subtract(k=8, alpha=alpha, context_weight=context))  # fmt: skip
+
+
+def test_word_veto_drops_documents_whose_captions_name_the_excluded_term(word_bench):
+    assert word_bench.docs.shape[1] == len(VOCAB) + word_bench.words.n_terms
+    got = word_bench.veto(k=8, threshold=0.3, coverage=0.5, alpha=1.0)
+    for row, q in zip(got, word_bench.queries):
+        for d in row[row >= 0]:
+            assert not any(q.exclude[0] in c.split() for c in CAPTIONS[d])
+    assert [d for d in got[3] if d >= 0] == []  # every "park" caption set also says "dog"

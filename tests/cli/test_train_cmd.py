@@ -17,7 +17,9 @@ def test_train_writes_a_loadable_model_dir(shared_data, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index("{"):])
     assert summary["data"]["images"] == 200 and summary["sr"]["sr_nnz_mean"] > 0
-    for name in ("config.json", "weights.safetensors", "spine.safetensors", "vocab.json", "dim_labels.json"):
+    assert summary["realizations"]["words"] == len(json.loads((out / "realizations.json").read_text()))
+    for name in ("config.json", "weights.safetensors", "spine.safetensors", "vocab.json", "dim_labels.json",
+                 "realizations.json"):
         assert (out / name).is_file()
     encoder = create_encoder(str(out), device="cpu")
     assert encoder.dim == 48

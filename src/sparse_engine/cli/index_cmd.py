@@ -12,16 +12,21 @@ import click
               help="Encode captions, pixels, or both (max) [default: captions when there are any].")
 @click.option("--backend", type=click.Choice(["numba", "lucene", "both"]), default="numba", show_default=True,
               help="lucene/both also build a Lucene impact index (needs the 'lucene' extra).")
+@click.option("--words", "word_weight", type=click.FloatRange(min=0.0), default=None,
+              help="Weight of the caption-word dims beside the concepts; 0 = concepts only [default: 0.8].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def command(collection: str, index_dir: str, encoder: str | None, by: str | None, backend: str, quiet: bool) -> None:
+def command(collection: str, index_dir: str, encoder: str | None, by: str | None, backend: str,
+            word_weight: float | None, quiet: bool) -> None:  # fmt: skip
     """Index the images (and sidecar captions) under COLLECTION."""
     from ..encoders.registry import DEFAULT_ENCODER
     from ..indexer import build_index
+    from ..words import DEFAULT_WEIGHT
     from ._output import progress_bar
 
     backends = ("numba",) if backend == "numba" else ("numba", "lucene")
     with progress_bar(not quiet) as progress:
-        report = build_index(collection, index_dir, encoder or DEFAULT_ENCODER, by=by, backends=backends, progress=progress)
+        report = build_index(collection, index_dir, encoder or DEFAULT_ENCODER, by=by, backends=backends,
+                             progress=progress, words=DEFAULT_WEIGHT if word_weight is None else word_weight)
     click.echo(f"indexed {report.n_docs} documents by {report.by} into {report.index_dir} in {report.seconds:.1f} s")
     if report.failed:
         click.echo(f"skipped {len(report.failed)} unreadable image(s):", err=True)

@@ -28,6 +28,7 @@ def command(index_dir: str, as_json: bool) -> None:
         ("documents", str(manifest["n_docs"])),
         ("encoded by", manifest.get("by", "?")),
         ("encoder", f"{enc.get('name')} ({enc.get('dim')} dims, checkpoint {str(enc.get('checkpoint_hash') or '-')[:12]})"),
+        ("caption words", _words_text(manifest.get("words"))),
         ("backends", ", ".join(manifest.get("backends", ["numba"]))),
         ("created", manifest.get("created", "?")),
         ("collection", manifest.get("collection", "?")),
@@ -42,3 +43,9 @@ def command(index_dir: str, as_json: bool) -> None:
     for key, value in rows:
         table.add_row(key, value)
     stdout_console().print(table)
+
+
+def _words_text(words: dict | None) -> str:
+    if not words:
+        return "none (concepts only)"
+    return f"{words.get('n_terms')} terms after the concept dims, weight {words.get('weight')}"

@@ -20,8 +20,11 @@ import click
               help="Weight of the SPINE alignment term (0 = the paper's loss alone).")
 @click.option("--lambda-word", default=1.0, show_default=True,
               help="Weight of the word-to-caption InfoNCE term (0 = off).")
+@click.option("--word-scope", default="caption", show_default=True, type=click.Choice(["caption", "image"]),
+              help="A word's positives in the word term: captions that use it, or captions whose image's captions do.")
 @click.option("--lambda-distill", default=0.0, show_default=True,
-              help="Weight of the term correlating word-caption similarities with the dense model's (0 = off).")
+              help="Weight of the listwise distillation of the dense model's word-caption and caption-caption "
+                   "similarities (0 = off).")
 @click.option("--caption-spine-weight", default=1.0, show_default=True,
               help="γ: a caption's row is unit(SR) + γ·unit(its SPINE vector) (0 = SR alone, as in the paper).")
 @click.option("--tau", default=0.05, show_default=True, help="InfoNCE temperature.")
@@ -37,7 +40,7 @@ import click
 @click.option("--max-images", default=None, type=int, help="Use only the first N images' captions.")
 @click.option("--fp32", is_flag=True, help="Store float32 weights (default: float16).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
-def command(base, captions, out, dims, top_k, epochs, lambda_contrast, lambda_align, lambda_word, lambda_distill,
+def command(base, captions, out, dims, top_k, epochs, lambda_contrast, lambda_align, lambda_word, word_scope, lambda_distill,
             caption_spine_weight, tau, seed, spine_epochs, spine_rho, spine_dims_per_word, extend_vocab, min_count,
             no_caption_masks, max_images, fp32, device) -> None:
     """Train SPINE over the captions' words, then an SR model over BASE's frozen embeddings."""
@@ -50,7 +53,7 @@ def command(base, captions, out, dims, top_k, epochs, lambda_contrast, lambda_al
     spine = SpineConfig(epochs=spine_epochs, rho=spine_rho, max_dims_per_word=spine_dims_per_word)
     opts = TrainOptions(
         captions=captions, out=out, base=base, dims=dims, top_k=top_k, epochs=epochs,
-        lambda_contrast=lambda_contrast, lambda_align=lambda_align, lambda_word=lambda_word,
+        lambda_contrast=lambda_contrast, lambda_align=lambda_align, lambda_word=lambda_word, word_scope=word_scope,
         lambda_distill=lambda_distill, caption_spine_weight=caption_spine_weight, extend_vocab=extend_vocab, tau=tau,
         seed=seed, device=device,
         min_count=min_count, caption_masks=not no_caption_masks, max_images=max_images, fp16=not fp32, spine=spine,

@@ -77,6 +77,10 @@ class SparseEncoder(ABC):
     @abstractmethod
     def dim_labels(self) -> list[list[str]]: ...
 
+    def realizations(self, term: str) -> list[str]:
+        """Other words annotators use for ``term`` (encoders/realizations.py); none by default."""
+        return []
+
     def encode_caption_sets(self, caption_sets: Sequence[Sequence[str]], pooling: str = "mean") -> sp.csr_matrix:
         """One row per document from its captions: the mean (or max) of the captions' vectors.
 

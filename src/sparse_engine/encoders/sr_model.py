@@ -28,8 +28,9 @@ At inference, masks follow the same rule as in training:
 Dims inherit SPINE's labels: ``dim_labels()[j]`` are dim j's top caption words.
 
 A model directory holds ``weights.safetensors`` (encoder/decoder; fp16 when shipped),
-``config.json``, the SPINE table (``spine.safetensors`` + ``vocab.json``, see ``masks.py``)
-and ``dim_labels.json``.
+``config.json``, the SPINE table (``spine.safetensors`` + ``vocab.json``, see ``masks.py``),
+``dim_labels.json`` and ``realizations.json`` (the words annotators use for the same thing,
+mined from the training captions: ``realizations.py``; optional, older models lack it).
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ import scipy.sparse as sp
 from ..errors import SparseEngineError
 from .base import DenseEncoder, EncodeReport, SparseEncoder, clean_texts, to_nonnegative_csr, unit_rows
 from .masks import SpineTable
+from .realizations import load_realizations
 
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"
@@ -146,8 +148,10 @@ class SREncoder(SparseEncoder):
     """The engine's default sparse encoder: SR over a frozen dense encoder (see module docstring)."""
 
     def __init__(self, net, config: dict, spine: SpineTable, labels: list[list[str]], dense: DenseEncoder,
-                 checkpoint_hash: str = "", name: str = "sr", spec: str = "", device: str = "cpu"):
+                 checkpoint_hash: str = "", name: str = "sr", spec: str = "", device: str = "cpu",
+                 realizations: dict[str, list[tuple[str, float]]] | None = None):  # fmt: skip
         self.net, self.config, self.spine, self.labels = net, config, spine, labels
+        self._realizations = realizations or {}
         self.dense, self.device = dense, device
         self.dim = int(config["dims"])
         self.top_k = int(config["top_k"])
@@ -185,7 +189,8 @@ class SREncoder(SparseEncoder):
         shipped = directory.resolve().parent == SHIPPED_MODELS_DIR.resolve()
         name = directory.name if shipped else f"sr:{directory.name}"
         spec = directory.name if shipped else str(directory.resolve())
-        return cls(net, config, spine, labels, dense, weights_hash(directory / WEIGHTS_FILE), name, spec, device)
+        return cls(net, config, spine, labels, dense, weights_hash(directory / WEIGHTS_FILE), name, spec, device,
+                   load_realizations(directory))
 
     @property
     def has_images(self) -> bool:
@@ -193,6 +198,9 @@ class SREncoder(SparseEncoder):
 
     def dim_labels(self) -> list[list[str]]:
         return [list(words) for words in self.labels]
+
+    def realizations(self, term: str) -> list[str]:
+        return [w for w, _ in self._realizations.get(term.strip().lower(), [])]
 
     def encode_dense(self, x: np.ndarray, caption_masks: sp.csr_matrix | None = None) -> sp.csr_matrix:
         """SR rows for dense embeddings ``x`` (n × k), optionally OR-ing boolean caption masks."""

@@ -24,10 +24,12 @@ from .base import DenseEncoder, to_nonnegative_csr, unit_rows
 from .captions_io import Captions, flatten, read_captions
 from .masks import SpineTable
 from .losses import sr_batch_loss
+from .realizations import mine_realizations, related_only, save_realizations
 from .sr_model import (CONFIG_FILE, DEFAULT_TOP_K, FORMAT_VERSION, LABELS_FILE, MODEL_TYPE, build_net,
                        save_net, sparse_codes)
 
 EpochHook = Callable[[int, dict], None]
+WORD_SCOPES = ("caption", "image")
 
 
 @dataclass
@@ -44,8 +46,9 @@ class TrainOptions:
     tau: float = 0.05
     lambda_align: float = 1.0
     lambda_word: float = 1.0  # word -> caption InfoNCE (0 = off)
-    lambda_distill: float = 0.0  # word <-> caption similarities correlate with the dense model's (0 = off)
-    distill_words: int = 256  # random vocabulary words per batch for the distillation term
+    word_scope: str = "caption"  # a word's positives: captions using it ("caption") or whose image does ("image")
+    lambda_distill: float = 0.0  # listwise KL to the dense model's word/caption similarities (0 = off)
+    distill_words: int = 512  # random vocabulary words per batch for the distillation term
     caption_spine_weight: float = 1.0  # γ of encode_text (see sr_model); 0 = SR alone
     extend_vocab: int = 50_000  # GloVe words coded beyond the captions' own (0 = none)
     caption_masks: bool = True
@@ -72,6 +75,8 @@ class TrainOptions:
                      "extend_vocab"):
             if getattr(self, name) < 0:
                 raise SparseEngineError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.word_scope not in WORD_SCOPES:
+            raise SparseEngineError(f"--word-scope must be one of {', '.join(WORD_SCOPES)}, got '{self.word_scope}'")
         if self.spine.epochs <= 0:
             raise SparseEngineError(f"--spine-epochs must be positive, got {self.spine.epochs}")
         self.spine.dims = self.dims
@@ -160,19 +165,22 @@ class WordQueries:
     """The training vocabulary as one-word queries: what the word InfoNCE term trains on.
 
     Exclusion queries are single words ("dog -frisbee") scored against captions; caption pairs
-    alone never show the model a one-word input. Each caption is paired with one of its own
-    words (drawn anew every epoch); the captions of the batch that contain the word are its
-    positives, the others its negatives.
+    alone never show the model a one-word input. Each caption is paired with one of its words
+    (drawn anew every epoch); the captions of the batch that use the word are its positives, the
+    others its negatives. "Use" is per caption, or, with ``owner`` given to ``build``, per image:
+    a caption then uses every word of its image's captions. The image scope is what exclusion
+    needs: "a woman riding a horse" shows a person when another caption of the image says
+    "person", so the word "person" learns to score it (its own words never say so).
     """
 
     x: np.ndarray  # (n_words, k) dense rows of the words
     masks: sp.csr_matrix | None  # (n_words, d) the words' caption masks (None without masks)
-    uses: sp.csr_matrix  # (n_captions, n_words) 1 where the caption contains the word
+    uses: sp.csr_matrix  # (n_captions, n_words) 1 where the caption (or its image) uses the word
     vecs: sp.csr_matrix | None = None  # (n_words, d) the words' SPINE vectors
 
     @classmethod
     def build(cls, words: list[str], texts: list[str], table: SpineTable, x: np.ndarray,
-              caption_masks: bool = True) -> "WordQueries":
+              caption_masks: bool = True, owner: np.ndarray | None = None) -> "WordQueries":
         index = {w: i for i, w in enumerate(words)}
         rows, cols = [], []
         for i, text in enumerate(texts):
@@ -180,6 +188,11 @@ class WordQueries:
                 rows.append(i)
                 cols.append(j)
         uses = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(texts), len(words)))
+        if owner is not None:
+            owner = np.asarray(owner)
+            of_image = sp.csr_matrix((np.ones(len(owner), np.float32), (owner, np.arange(len(owner)))))
+            uses = (of_image.T @ ((of_image @ uses) > 0)).astype(np.float32).tocsr()
+            uses.sort_indices()
         masks = table.caption_masks(words) if caption_masks else None
         return cls(np.ascontiguousarray(x, dtype=np.float32), masks, uses, table.caption_vectors(words))
 
@@ -311,7 +324,7 @@ def sr_dim_labels(net, table: SpineTable, words: list[str], word_x: np.ndarray, 
 
 
 def write_model_dir(out: str | Path, net, table: SpineTable, labels: list[list[str]], opts: TrainOptions,
-                    dense_dim: int, summary: dict) -> Path:
+                    dense_dim: int, summary: dict, realizations: dict | None = None) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SparseEngineError(f"--out '{out}' exists and is not a directory")
@@ -319,6 +332,8 @@ def write_model_dir(out: str | Path, net, table: SpineTable, labels: list[list[s
     save_net(net.to("cpu"), out, opts.fp16)
     table.save(out)
     (out / LABELS_FILE).write_text(json.dumps(labels), encoding="utf-8")
+    if realizations is not None:
+        save_realizations(out, realizations)
     options = {k: v for k, v in asdict(opts).items() if k not in ("out", "device", "spine")}
     config = {
         "type": MODEL_TYPE, "format_version": FORMAT_VERSION, "base": opts.base, "dense_dim": int(dense_dim),
@@ -359,7 +374,8 @@ def train_model(opts: TrainOptions, progress=None) -> dict:
     x, dense = embed_captions(opts.base, texts, device)
     vocab = table.vocab[: spine_report["vocab_size"]]  # the captions' own words, not the extension
     vocab_x = dense.embed_text(vocab)
-    words = WordQueries.build(vocab, texts, table, vocab_x, opts.caption_masks) if opts.uses_words else None
+    scope = np.asarray(owner) if opts.word_scope == "image" else None
+    words = WordQueries.build(vocab, texts, table, vocab_x, opts.caption_masks, scope) if opts.uses_words else None
     hook = _hook(progress, "SR", opts.epochs)
     net, history, seconds = train_sr(x, np.asarray(owner), table, texts, opts, device, hook, words)
     labels = sr_dim_labels(net, table, vocab, vocab_x, texts, opts, device, labels)
@@ -369,7 +385,9 @@ def train_model(opts: TrainOptions, progress=None) -> dict:
         "sr": {"first": history[0], "last": history[-1], "seconds_per_epoch": round(float(np.mean(seconds)), 3),
                **sr_sparsity(net, x, table, texts, opts, device)},
     }
-    write_model_dir(opts.out, net, table, labels, opts, dense.dim, summary)
+    realizations = related_only(mine_realizations(captions), dense)
+    summary["realizations"] = {"words": len(realizations), "pairs": sum(len(r) for r in realizations.values())}
+    write_model_dir(opts.out, net, table, labels, opts, dense.dim, summary, realizations)
     return summary
 
 

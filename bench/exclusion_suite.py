@@ -63,8 +63,10 @@ def run_sparse_methods(bench, enc, label: str, pooling: str, main: bool, notes: 
         f"{label} paper D1\\D2 as published (no A-dims kept, A's weights)",
         lambda: sb.via_planner(**paper, keep_query_dims=False, paper_weights="query"))
     rows["a_only"] = bench.add(f"{label} A-only", sb.a_only)
-    rows["subtract"] = bench.add(f"{label} subtract e(A) - {d.alpha}·e(B)", lambda: sb.via_planner(strategy="subtract"))
-    rows["veto"] = bench.add(f"{label} document veto (> {d.veto_threshold} on B's dims)", lambda: sb.via_planner(strategy="veto"))
+    rows["subtract"] = bench.add(f"{label} subtract e(A) - {d.alpha}·(e(B) + {d.context_weight}·c(B)), orthogonal to A",
+                                 lambda: sb.via_planner(strategy="subtract"))
+    rows["veto"] = bench.add(f"{label} document veto (captions naming B or a realization of B)",
+                             lambda: sb.via_planner(strategy="veto"))
     rows["paper+veto"] = bench.add(f"{label} paper + veto", lambda: sb.via_planner(**{**paper, "strategy": "paper+veto"}))
     rows["veto+subtract"] = bench.add(f"{label} veto + subtract (default)", lambda: sb.via_planner(strategy="veto+subtract"))
     concepts = SparseBench(enc, bench.coll, bench.queries, pooling=pooling, docs=sb.raw_docs)

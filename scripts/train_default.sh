@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce the shipped default encoder src/sparse_engine/models/sr-minilm (fp16 weights).
+# Retrain the shipped default encoder src/sparse_engine/models/sr-minilm (fp16 weights) with its recipe
+# (SPINE and realizations repeat exactly; SR weights differ slightly run to run: see README).
 # Trains on the Flickr8k captions only (never on COCO val2017, the exclusion benchmark).
 # CPU, 2 cores: about 2 min once the MiniLM caption embeddings are cached (SPINE ~35 s, SR ~9
 # s/epoch), plus ~6 min to embed the 40,455 captions the first time; uses CUDA when present.

@@ -92,3 +92,24 @@ def test_distillation_term_brings_the_sparse_similarities_closer_to_the_dense_mo
     assert "distill" in history[0] and "word" not in history[0]
     assert 0.0 <= history[-1]["distill"] < history[0]["distill"]  # the KL to the dense similarities falls
     assert "distill" not in train_sr(x, np.asarray(owner), table, texts, base, "cpu", words=words)[1][0]
+
+
+def test_word_queries_image_scope_shares_the_words_of_an_image_s_captions():
+    import scipy.sparse as sp
+
+    from sparse_engine.encoders.masks import SpineTable
+    from sparse_engine.encoders.train import WordQueries
+
+    words = ["cat", "dog", "man", "runs", "sleeps"]
+    table = SpineTable(words, sp.csr_matrix(np.eye(5, 8, dtype=np.float32)))
+    texts, owner = ["a dog runs", "a man", "a cat sleeps"], np.array([0, 0, 1])
+    x = np.zeros((5, 3), np.float32)
+
+    def used(q):
+        return [sorted(words[j] for j in q.uses[i].indices) for i in range(len(texts))]
+
+    assert used(WordQueries.build(words, texts, table, x)) == [["dog", "runs"], ["man"], ["cat", "sleeps"]]
+    image = WordQueries.build(words, texts, table, x, owner=owner)
+    assert used(image) == [["dog", "man", "runs"], ["dog", "man", "runs"], ["cat", "sleeps"]]
+    picked = image.pick(np.array([1, 1, 1, 1, 1, 1, 1, 1]), np.random.default_rng(0))
+    assert set(words[j] for j in picked) <= {"dog", "man", "runs"}

@@ -100,9 +100,8 @@ class SparseBench:
 
         if context_weight not in self._sb:
             store, options, cache = self.build_store(), PlanOptions(context_weight=context_weight), self._cache
-            inc, exc = self._inc.toarray(), self.term_vecs.toarray()
-            rows = [exclusion_vector(store, inc[i], [exc[self._term[t]] for t in q.exclude], self.encoder.dim,
-                                     options, cache) for i, q in enumerate(self.queries)]  # fmt: skip
+            rows = [exclusion_vector(store, a, negs, self.encoder.dim, options, cache)
+                    for _, a, negs in self._query_vectors()]  # fmt: skip
             vecs = sp.csr_matrix(np.vstack(rows), dtype=np.float32)
             self._sb[context_weight] = np.asarray((vecs @ self._docs_t).todense(), dtype=np.float32)
         return self._sb[context_weight]
@@ -116,13 +115,12 @@ class SparseBench:
         if key in self._masks:
             return self._masks[key]
         options = PlanOptions(veto_coverage=coverage, veto_threshold=threshold, veto_source=source)
-        inc, exc = self._inc.toarray(), self.term_vecs.toarray()
         picks: dict[float, tuple[list[int], list[int]]] = {}
-        for i, q in enumerate(self.queries):
-            negs = [exc[self._term[t]] for t in q.exclude]
+        for i, a, negs in self._query_vectors():
             if not negs:
                 continue
-            dims, thr = exclusion_veto(inc[i], negs, q.include, q.exclude, self.terms, self.words, options)
+            q = self.queries[i]
+            dims, thr = exclusion_veto(a, negs, q.include, q.exclude, self.terms, self.words, options)
             rows, cols = picks.setdefault(thr, ([], []))
             rows += [i] * len(dims)
             cols += dims.tolist()
@@ -135,6 +133,13 @@ class SparseBench:
             mask |= np.asarray((pick @ over).todense()) > 0
         self._masks[key] = mask
         return mask
+
+    def _query_vectors(self):
+        """(query index, A's vector, each excluded term's vector), dense over the whole store as
+        the planner takes them; densified a row at a time (the whole matrices span every caption term)."""
+        for i, q in enumerate(self.queries):
+            negs = [self.term_vecs[self._term[t]].toarray().ravel() for t in q.exclude]
+            yield i, self._inc[i].toarray().ravel(), negs
 
     # -- strategies (matrix form) -----------------------------------------------------------
     def a_only(self, k: int = 10) -> np.ndarray:

@@ -74,9 +74,11 @@ def run_sparse_methods(bench, enc, label: str, pooling: str, main: bool, notes: 
                                  lambda: concepts.via_planner(strategy="veto+subtract", veto_source="concepts"))
     plain = sb.terms.realizations
     sb.terms.realizations = lambda term: []
-    rows["no_realizations"] = bench.add(f"{label} veto + subtract, caption words without realizations",
-                                        lambda: sb.via_planner(strategy="veto+subtract"))
-    sb.terms.realizations = plain
+    try:
+        rows["no_realizations"] = bench.add(f"{label} veto + subtract, caption words without realizations",
+                                            lambda: sb.via_planner(strategy="veto+subtract"))
+    finally:
+        sb.terms.realizations = plain
     return sb, rows
 
 
